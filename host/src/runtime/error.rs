@@ -1,0 +1,146 @@
+//! Errors of loading a component and of calling an instance.
+
+use std::time::Duration;
+
+/// Why a component was refused at load or upload time.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error("not a WebAssembly file (it does not start with \\0asm)")]
+    NotWasm,
+    /// A core module was given where a component is needed.
+    #[error(
+        "this is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The component is larger than the host accepts.
+    #[error("component is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the component.
+        size: usize,
+        /// The host's limit.
+        limit: usize,
+    },
+    /// The bytes are not a valid component (truncated, corrupt…).
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// The component imports something the host does not offer.
+    #[error(
+        "component imports `{0}`, which wasmrtc does not offer: a handler may import only wasmrtc:handler/host and WASI 0.2"
+    )]
+    ForbiddenImport(String),
+    /// The component does not fit the handler world (missing export, wrong version…).
+    #[error("component does not implement wasmrtc:handler/handler@0.1.0: {0}")]
+    Link(String),
+    /// `describe` failed.
+    #[error("`describe` failed: {0}")]
+    Describe(#[source] CallError),
+    /// The stream spec returned by `describe` is not acceptable.
+    #[error("the stream spec is not acceptable: {}", .0.join("; "))]
+    Spec(Vec<String>),
+    /// The component file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Path of the file.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// What ended an instance; a stable label for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureCause {
+    /// Used more CPU than its per-call budget.
+    CpuBudget,
+    /// Did not return within the wall-clock deadline.
+    WallClock,
+    /// Tried to grow memory or tables past the cap.
+    Memory,
+    /// Misused a host call (flooded events, wrong arity…).
+    HostCallAbuse,
+    /// Trapped on its own (panic, unreachable, out-of-bounds…).
+    Trap,
+    /// Could not be instantiated.
+    Instantiate,
+}
+
+impl FailureCause {
+    /// The label, e.g. `cpu-budget`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CpuBudget => "cpu-budget",
+            Self::WallClock => "wall-clock",
+            Self::Memory => "memory",
+            Self::HostCallAbuse => "host-call-abuse",
+            Self::Trap => "trap",
+            Self::Instantiate => "instantiate",
+        }
+    }
+}
+
+/// Why a call into a handler instance failed. After any of these the instance is dead.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The call used more CPU than its budget.
+    #[error("handler used more than its CPU budget of {budget:?} in `{call}`")]
+    CpuBudget {
+        /// The export that was running.
+        call: &'static str,
+        /// The budget.
+        budget: Duration,
+    },
+    /// The call did not return in time.
+    #[error("handler did not return from `{call}` within {limit:?}")]
+    WallClock {
+        /// The export that was running.
+        call: &'static str,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The guest tried to grow memory or a table past its cap.
+    #[error("handler exceeded its memory cap of {cap} bytes in `{call}`")]
+    Memory {
+        /// The export that was running.
+        call: &'static str,
+        /// The cap in bytes.
+        cap: usize,
+    },
+    /// The guest misused a host call.
+    #[error("handler misused the host interface in `{call}`: {reason}")]
+    HostCallAbuse {
+        /// The export that was running.
+        call: &'static str,
+        /// What it did.
+        reason: String,
+    },
+    /// The guest trapped.
+    #[error("handler trapped in `{call}`: {message}")]
+    Trap {
+        /// The export that was running.
+        call: &'static str,
+        /// The trap, with the guest's last line of stderr when there is one.
+        message: String,
+    },
+    /// An earlier call failed; the instance cannot be used any more.
+    #[error("handler instance stopped after an earlier failure")]
+    Dead,
+    /// A fresh instance could not be created.
+    #[error("cannot start a handler instance: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// The cause label for metrics.
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            Self::CpuBudget { .. } => FailureCause::CpuBudget,
+            Self::WallClock { .. } => FailureCause::WallClock,
+            Self::Memory { .. } => FailureCause::Memory,
+            Self::HostCallAbuse { .. } => FailureCause::HostCallAbuse,
+            Self::Trap { .. } | Self::Dead => FailureCause::Trap,
+            Self::Instantiate(_) => FailureCause::Instantiate,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! One handler instance: the store of one connection and the calls into it.
+
+use std::time::Duration;
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::HandlerComponent as Bindings;
+use super::state::StoreState;
+use super::{AudioFrame, CallError, HandlerComponent, HostEvent, StreamSpec, Value, VideoFrame};
+
+/// The instance serving one connection. Calls are serialized by `&mut self`;
+/// after any failed call the instance is dead and every later call fails with
+/// [`CallError::Dead`].
+pub struct HandlerInstance {
+    store: Store<StoreState>,
+    bindings: Bindings,
+    wall: Duration,
+    dead: bool,
+}
+
+impl HandlerInstance {
+    pub(crate) async fn new(component: &HandlerComponent, connection: &str) -> Result<Self, CallError> {
+        let c = &component.inner;
+        let rt = &c.runtime;
+        let state = StoreState::new(
+            &c.limits,
+            rt.config.epoch_tick,
+            c.spec.outputs.len(),
+            &c.name,
+            connection,
+        );
+        let mut store = Store::new(&rt.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_callback(|mut ctx| {
+            Ok(if ctx.data_mut().cpu.tick() {
+                UpdateDeadline::Yield(1)
+            } else {
+                UpdateDeadline::Interrupt
+            })
+        });
+        store.set_epoch_deadline(1);
+        store.data_mut().cpu.reset();
+        let wall = c.limits.wall_per_call;
+        let bindings = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(CallError::Instantiate(format!("{e:#}"))),
+            Err(_) => return Err(CallError::Instantiate(format!("start-up took longer than {wall:?}"))),
+        };
+        Ok(Self {
+            store,
+            bindings,
+            wall,
+            dead: false,
+        })
+    }
+
+    /// Bytes of linear memory the instance uses now.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().memory.in_use
+    }
+
+    /// The events the guest raised since the last time this was called.
+    pub fn take_events(&mut self) -> Vec<HostEvent> {
+        self.store.data_mut().events.take()
+    }
+
+    /// Whether an earlier call failed.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Call `describe`.
+    pub async fn describe(&mut self) -> Result<StreamSpec, CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_describe(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("describe", r)
+    }
+
+    /// Call `set-inputs` with the full, validated list of values.
+    pub async fn set_inputs(&mut self, values: &[Value]) -> Result<(), CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_set_inputs(&mut self.store, values);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("set-inputs", r)
+    }
+
+    /// Call `on-audio`.
+    pub async fn on_audio(&mut self, frame: &AudioFrame) -> Result<(), CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_on_audio(&mut self.store, frame);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-audio", r)
+    }
+
+    /// Call `next-audio`.
+    pub async fn next_audio(&mut self) -> Result<Option<AudioFrame>, CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_next_audio(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("next-audio", r)
+    }
+
+    /// Call `on-video`.
+    pub async fn on_video(&mut self, frame: &VideoFrame) -> Result<Option<VideoFrame>, CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_on_video(&mut self.store, frame);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-video", r)
+    }
+
+    /// Call `next-video`.
+    pub async fn next_video(&mut self) -> Result<Option<VideoFrame>, CallError> {
+        self.begin()?;
+        let f = self.bindings.wasmrtc_handler_handler().call_next_video(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("next-video", r)
+    }
+
+    fn begin(&mut self) -> Result<(), CallError> {
+        if self.dead {
+            return Err(CallError::Dead);
+        }
+        self.store.data_mut().cpu.reset();
+        self.store.set_epoch_deadline(1);
+        Ok(())
+    }
+
+    /// Classify the outcome of a call; any failure kills the instance.
+    fn finish<R>(
+        &mut self,
+        call: &'static str,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, CallError> {
+        let err = match outcome {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => e,
+            Err(_) => {
+                self.dead = true;
+                return Err(CallError::WallClock {
+                    call,
+                    limit: self.wall,
+                });
+            }
+        };
+        self.dead = true;
+        let state = self.store.data_mut();
+        Err(if state.cpu.exceeded {
+            CallError::CpuBudget {
+                call,
+                budget: state.cpu.budget(),
+            }
+        } else if state.memory.exceeded {
+            CallError::Memory {
+                call,
+                cap: state.memory.cap(),
+            }
+        } else if let Some(reason) = state.events.abuse.take() {
+            CallError::HostCallAbuse { call, reason }
+        } else {
+            let trap = err
+                .downcast_ref::<Trap>()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| format!("{err}"));
+            let message = match state.stderr.last_line() {
+                Some(line) if !line.trim().is_empty() => format!("{trap} ({})", line.trim()),
+                _ => trap,
+            };
+            CallError::Trap { call, message }
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! The sandboxed handler runtime: loads handler components, checks them, and runs
+//! one instance per connection under CPU, memory and wall-clock limits.
+//!
+//! It knows nothing of transports: the session layer calls an instance with frames
+//! and drains the [`HostEvent`]s the guest raised during each call.
+
+mod bindings;
+mod component;
+mod config;
+mod engine;
+mod error;
+mod events;
+mod guest_log;
+mod instance;
+mod limits;
+mod state;
+pub mod spec;
+
+pub use bindings::wasmrtc::handler::types::{
+    AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,
+    OutputSpec, PixelFormat, Slider, StreamSpec, Value, VideoFrame,
+};
+pub use component::HandlerComponent;
+pub use config::{InstanceLimits, RuntimeConfig};
+pub use engine::Runtime;
+pub use error::{CallError, FailureCause, LoadError};
+pub use events::HostEvent;
+pub use instance::HandlerInstance;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything wasmrtc needs beyond a Rust toolchain, Python and Node:
+# the wasm32-wasip2 target, the C libraries and tools the codecs build against,
+# and (with --browser) Chromium and playwright-core for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2 >/dev/null
+
+apt_packages=(cmake pkg-config libvpx-dev nasm clang)
+if [[ "${1:-}" == "--browser" ]]; then
+  apt_packages+=(chromium)
+fi
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "${1:-}" == "--browser" && ! -d tests/browser/node_modules/playwright-core ]]; then
+  (cd tests/browser && npm install --no-audit --no-fund --silent)
+fi
