@@ -22,12 +22,22 @@ fn main() {
     let mut out = String::new();
     for name in members(&guests) {
         let file = release(&target_dir).join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(file.exists(), "guest {name} was not built: {}", file.display());
+        assert!(
+            file.exists(),
+            "guest {name} was not built: {}",
+            file.display()
+        );
         let konst = name.replace('-', "_").to_uppercase();
-        out += &format!("/// `examples-guests/{name}`, built for wasm32-wasip2.\npub const {konst}: &str = {:?};\n", file.display().to_string());
+        out += &format!(
+            "/// `examples-guests/{name}`, built for wasm32-wasip2.\npub const {konst}: &str = {:?};\n",
+            file.display().to_string()
+        );
     }
     let v2 = release(&v2_dir).join("gain.wasm");
-    out += &format!("/// `examples-guests/gain` built with `GAIN_DEFAULT=2.0`.\npub const GAIN_V2: &str = {:?};\n", v2.display().to_string());
+    out += &format!(
+        "/// `examples-guests/gain` built with `GAIN_DEFAULT=2.0`.\npub const GAIN_V2: &str = {:?};\n",
+        v2.display().to_string()
+    );
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     std::fs::write(dest, out).unwrap();
 }
@@ -50,9 +60,24 @@ fn build(guests: &Path, target_dir: &Path, env: &[(&str, &str)]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(guests)
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(target_dir);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     for (k, v) in env {

@@ -10,10 +10,14 @@
 //! Audio send-receive with a slider that scales the samples:
 //!
 //! ```no_run
+//! use std::collections::VecDeque;
 //! use wasmrtc_guest::*;
 //!
-//! #[derive(Default)]
-//! struct Gain { factor: f64, queue: Vec<AudioFrame> }
+//! struct Gain { factor: f64, queue: VecDeque<AudioFrame> }
+//!
+//! impl Default for Gain {
+//!     fn default() -> Self { Gain { factor: 1.0, queue: VecDeque::new() } }
+//! }
 //!
 //! impl Handler for Gain {
 //!     fn describe() -> StreamSpec {
@@ -21,16 +25,16 @@
 //!             .input(InputSpec::slider("gain", "Gain", 0.0, 2.0, 0.01, 1.0))
 //!     }
 //!     fn set_inputs(&mut self, values: Vec<Value>) {
-//!         self.factor = values[0].as_f64().unwrap_or(1.0);
+//!         self.factor = values.first().and_then(Value::as_f64).unwrap_or(1.0);
 //!     }
 //!     fn on_audio(&mut self, mut frame: AudioFrame) {
 //!         for s in &mut frame.samples {
 //!             *s = (f64::from(*s) * self.factor).clamp(-32768.0, 32767.0) as i16;
 //!         }
-//!         self.queue.push(frame);
+//!         self.queue.push_back(frame);
 //!     }
 //!     fn next_audio(&mut self) -> Option<AudioFrame> {
-//!         (!self.queue.is_empty()).then(|| self.queue.remove(0))
+//!         self.queue.pop_front()
 //!     }
 //! }
 //!
@@ -38,6 +42,7 @@
 //! ```
 
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -84,7 +84,11 @@ impl InputSpec {
         max: Option<f64>,
         default: f64,
     ) -> Self {
-        Self::with(name, label, Control::Number(NumberBox { min, max, default }))
+        Self::with(
+            name,
+            label,
+            Control::Number(NumberBox { min, max, default }),
+        )
     }
 
     /// A text field starting with `default`.

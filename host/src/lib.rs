@@ -1,2 +1,16 @@
-//! wasmrtc: real-time media streams whose handlers are sandboxed WebAssembly components.
+//! wasmrtc: real-time audio/video streams, FastRTC-compatible on the wire, whose
+//! handlers are sandboxed WebAssembly components.
+//!
+//! The data path is transport → media → session → runtime → media → transport, with
+//! http beside it: [`transport`] (one UDP socket, str0m peers), [`media`] (codecs,
+//! resampling, colour), [`session`] (one per connection), [`runtime`] (the wasm
+//! sandbox) and [`http`] (FastRTC's routes). [`Stream`] ties them together.
+
+pub mod http;
+pub mod media;
 pub mod runtime;
+pub mod session;
+mod stream;
+pub mod transport;
+
+pub use stream::{HookError, Stream, StreamConfig, Transport};

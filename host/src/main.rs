@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 
 #[derive(Parser)]
-#[command(name = "wasmrtc", version, about = "Real-time media streams handled by sandboxed WebAssembly components")]
+#[command(
+    name = "wasmrtc",
+    version,
+    about = "Real-time media streams handled by sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(component.spec())?);
                     } else {
-                        print!("{}", wasmrtc::runtime::spec::describe_text(component.spec()));
+                        print!(
+                            "{}",
+                            wasmrtc::runtime::spec::describe_text(component.spec())
+                        );
                     }
                     Ok(ExitCode::SUCCESS)
                 }

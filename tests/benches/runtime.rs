@@ -70,7 +70,11 @@ async fn main() {
     .print();
 
     let mut inst: HandlerInstance = echo.instantiate("bench").await.unwrap();
-    let frame = AudioFrame { sample_rate: 48_000, channels: 1, samples: vec![1000; 960] };
+    let frame = AudioFrame {
+        sample_rate: 48_000,
+        channels: 1,
+        samples: vec![1000; 960],
+    };
     time("audio 20 ms @48 kHz on-audio + next-audio", 20_000, || {
         let inst = &mut inst;
         let frame = &frame;

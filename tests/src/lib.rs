@@ -1,6 +1,7 @@
 //! Shared pieces of wasmrtc's end-to-end tests and benchmarks: paths of the example
 //! guests (built from source by `build.rs`) and signal measurements.
 
+pub mod peer;
 pub mod signal;
 
 /// Paths of the example guests, built for wasm32-wasip2 in release mode.
@@ -18,4 +19,32 @@ pub fn test_runtime() -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime")
+}
+
+/// The `wasmrtc` binary of this build (built on first use), for tests of the CLI.
+pub fn wasmrtc_bin() -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "wasmrtc",
+                "--bin",
+                "wasmrtc",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building the wasmrtc binary failed");
+    });
+    // The test binary lives in target/release/deps/; the CLI in target/release/.
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    dir.join(format!("wasmrtc{}", std::env::consts::EXE_SUFFIX))
 }

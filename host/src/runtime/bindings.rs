@@ -1,5 +1,7 @@
 //! Host bindings generated from `wit/handler.wit`.
 
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler-component",

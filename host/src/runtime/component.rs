@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
 use super::bindings::HandlerComponentPre as BindingsPre;
 use super::engine::Inner;
@@ -41,7 +41,7 @@ impl HandlerComponent {
     ) -> Result<Self, LoadError> {
         let ty = component.component_type();
         for (import, item) in ty.imports(&runtime.engine) {
-            let is_instance = matches!(item, ComponentItem::ComponentInstance(_));
+            let is_instance = matches!(item.ty, ComponentItem::ComponentInstance(_));
             if !is_instance || !offered(import) {
                 return Err(LoadError::ForbiddenImport(import.to_string()));
             }
@@ -114,7 +114,9 @@ impl HandlerComponent {
     pub async fn instantiate(&self, connection: &str) -> Result<HandlerInstance, CallError> {
         let mut instance = self.instantiate_raw(connection).await?;
         if !self.inner.spec.inputs.is_empty() {
-            instance.set_inputs(&spec::default_values(&self.inner.spec)).await?;
+            instance
+                .set_inputs(&spec::default_values(&self.inner.spec))
+                .await?;
         }
         Ok(instance)
     }

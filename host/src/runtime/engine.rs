@@ -122,10 +122,12 @@ impl Runtime {
         path: impl AsRef<std::path::Path>,
     ) -> Result<HandlerComponent, LoadError> {
         let path = path.as_ref();
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         self.load(name, bytes).await
     }
 }

@@ -40,7 +40,12 @@ struct LogState {
 }
 
 impl GuestLog {
-    pub(crate) fn new(stream: &str, connection: &str, name: &'static str, lines_per_second: u32) -> Self {
+    pub(crate) fn new(
+        stream: &str,
+        connection: &str,
+        name: &'static str,
+        lines_per_second: u32,
+    ) -> Self {
         let rate = f64::from(lines_per_second.max(1));
         Self {
             inner: Arc::new(Mutex::new(LogState {
@@ -148,7 +153,11 @@ impl OutputStream for GuestLog {
 }
 
 impl AsyncWrite for GuestLog {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write_bytes(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -19,7 +19,10 @@ pub struct HandlerInstance {
 }
 
 impl HandlerInstance {
-    pub(crate) async fn new(component: &HandlerComponent, connection: &str) -> Result<Self, CallError> {
+    pub(crate) async fn new(
+        component: &HandlerComponent,
+        connection: &str,
+    ) -> Result<Self, CallError> {
         let c = &component.inner;
         let rt = &c.runtime;
         let state = StoreState::new(
@@ -44,7 +47,11 @@ impl HandlerInstance {
         let bindings = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(CallError::Instantiate(format!("{e:#}"))),
-            Err(_) => return Err(CallError::Instantiate(format!("start-up took longer than {wall:?}"))),
+            Err(_) => {
+                return Err(CallError::Instantiate(format!(
+                    "start-up took longer than {wall:?}"
+                )));
+            }
         };
         Ok(Self {
             store,
@@ -72,7 +79,10 @@ impl HandlerInstance {
     /// Call `describe`.
     pub async fn describe(&mut self) -> Result<StreamSpec, CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_describe(&mut self.store);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_describe(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("describe", r)
     }
@@ -80,7 +90,10 @@ impl HandlerInstance {
     /// Call `set-inputs` with the full, validated list of values.
     pub async fn set_inputs(&mut self, values: &[Value]) -> Result<(), CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_set_inputs(&mut self.store, values);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_set_inputs(&mut self.store, values);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("set-inputs", r)
     }
@@ -88,7 +101,10 @@ impl HandlerInstance {
     /// Call `on-audio`.
     pub async fn on_audio(&mut self, frame: &AudioFrame) -> Result<(), CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_on_audio(&mut self.store, frame);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_on_audio(&mut self.store, frame);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-audio", r)
     }
@@ -96,7 +112,10 @@ impl HandlerInstance {
     /// Call `next-audio`.
     pub async fn next_audio(&mut self) -> Result<Option<AudioFrame>, CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_next_audio(&mut self.store);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_next_audio(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("next-audio", r)
     }
@@ -104,7 +123,10 @@ impl HandlerInstance {
     /// Call `on-video`.
     pub async fn on_video(&mut self, frame: &VideoFrame) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_on_video(&mut self.store, frame);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_on_video(&mut self.store, frame);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-video", r)
     }
@@ -112,7 +134,10 @@ impl HandlerInstance {
     /// Call `next-video`.
     pub async fn next_video(&mut self) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
-        let f = self.bindings.wasmrtc_handler_handler().call_next_video(&mut self.store);
+        let f = self
+            .bindings
+            .wasmrtc_handler_handler()
+            .call_next_video(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("next-video", r)
     }

@@ -33,17 +33,30 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         let total = self.in_use - current.min(self.in_use) + desired;
         if total > self.cap {
             self.exceeded = true;
-            wasmtime::bail!("memory cap of {} bytes exceeded (asked for {total})", self.cap);
+            wasmtime::bail!(
+                "memory cap of {} bytes exceeded (asked for {total})",
+                self.cap
+            );
         }
         self.in_use = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         if desired > self.table_elements {
             self.exceeded = true;
             wasmtime::bail!("table cap of {} elements exceeded", self.table_elements);

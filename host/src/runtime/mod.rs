@@ -13,8 +13,8 @@ mod events;
 mod guest_log;
 mod instance;
 mod limits;
-mod state;
 pub mod spec;
+mod state;
 
 pub use bindings::wasmrtc::handler::types::{
     AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,

@@ -1,6 +1,6 @@
 //! Checks of a described stream spec, and the inputs' values: defaults, JSON in and out.
 
-use super::{Control, InputSpec, Modality, Mode, PixelFormat, StreamSpec, Value};
+use super::{Control, InputSpec, Modality, Mode, OutputKind, PixelFormat, StreamSpec, Value};
 
 /// Most inputs or outputs a stream may declare.
 pub const MAX_FIELDS: usize = 32;
@@ -73,7 +73,10 @@ fn check_control(input: &InputSpec) -> Result<(), String> {
                 return Err("slider step must be greater than zero".into());
             }
             if !(s.min..=s.max).contains(&s.default) {
-                return Err(format!("default {} is outside {}..={}", s.default, s.min, s.max));
+                return Err(format!(
+                    "default {} is outside {}..={}",
+                    s.default, s.min, s.max
+                ));
             }
         }
         Control::Number(n) => {
@@ -153,9 +156,7 @@ pub fn value_from_json(input: &InputSpec, json: &serde_json::Value) -> Result<Va
         (Control::Text(_), J::String(_)) => Err(format!("text is longer than {MAX_TEXT} bytes")),
         (Control::Checkbox(_), J::Bool(b)) => Ok(Value::Boolean(*b)),
         (Control::Dropdown(d), J::String(s)) if d.choices.contains(s) => Ok(Value::Text(s.clone())),
-        (Control::Dropdown(d), J::String(s)) => {
-            Err(format!("{s:?} is not one of {:?}", d.choices))
-        }
+        (Control::Dropdown(d), J::String(s)) => Err(format!("{s:?} is not one of {:?}", d.choices)),
         (control, other) => Err(format!(
             "expected {}, got {}",
             match control {
@@ -225,19 +226,38 @@ pub fn describe_text(spec: &StreamSpec) -> String {
         );
     }
     if spec.modality != Modality::Audio {
-        let _ = writeln!(out, "video: {:?} frames, {} fps", spec.video_format, spec.fps);
+        let format = match spec.video_format {
+            PixelFormat::Rgb24 => "rgb24",
+            PixelFormat::Bgr24 => "bgr24",
+            PixelFormat::I420 => "i420",
+        };
+        let _ = writeln!(out, "video: {format} frames, {} fps", spec.fps);
     }
     for i in &spec.inputs {
-        let _ = writeln!(
-            out,
-            "input {} ({:?}): {:?}",
-            i.name,
-            i.label,
-            i.control
-        );
+        let control = match &i.control {
+            Control::Slider(s) => format!(
+                "slider {}..={} step {}, default {}",
+                s.min, s.max, s.step, s.default
+            ),
+            Control::Number(n) => format!(
+                "number {}..={}, default {}",
+                n.min.map_or("".into(), |v| v.to_string()),
+                n.max.map_or("".into(), |v| v.to_string()),
+                n.default
+            ),
+            Control::Text(t) => format!("text, default {t:?}"),
+            Control::Checkbox(b) => format!("checkbox, default {b}"),
+            Control::Dropdown(d) => format!("dropdown {:?}, default {:?}", d.choices, d.default),
+        };
+        let _ = writeln!(out, "input {} ({:?}): {control}", i.name, i.label);
     }
     for o in &spec.outputs {
-        let _ = writeln!(out, "output {} ({:?}): {:?}", o.name, o.label, o.kind);
+        let kind = match o.kind {
+            OutputKind::Number => "number",
+            OutputKind::Text => "text",
+            OutputKind::Json => "json",
+        };
+        let _ = writeln!(out, "output {} ({:?}): {kind}", o.name, o.label);
     }
     out
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::InstanceLimits;
 use super::events::EventQueue;
 use super::guest_log::GuestLog;
 use super::limits::{CpuMeter, MemoryLimiter};
-use super::InstanceLimits;
 
 /// The data of one instance's `Store`.
 pub(crate) struct StoreState {

@@ -1,8 +1,6 @@
 //! The example handlers, loaded from their built components, behave as documented.
 
-use wasmrtc::runtime::{
-    AudioFrame, HostEvent, Modality, Mode, PixelFormat, Value, VideoFrame,
-};
+use wasmrtc::runtime::{AudioFrame, HostEvent, Modality, Mode, PixelFormat, Value, VideoFrame};
 use wasmrtc_tests::{guests, signal, test_runtime};
 
 fn audio(samples: Vec<i16>) -> AudioFrame {
@@ -40,7 +38,11 @@ async fn every_handler_table_cell_is_described() {
     ];
     for (path, modality, mode) in cells {
         let c = rt.load_file("cell", path).await.expect(path);
-        assert_eq!((c.spec().modality, c.spec().mode), (modality, mode), "{path}");
+        assert_eq!(
+            (c.spec().modality, c.spec().mode),
+            (modality, mode),
+            "{path}"
+        );
     }
 }
 
@@ -51,10 +53,17 @@ async fn flip_reverses_the_rows() {
     let mut inst = flip.instantiate("c1").await.unwrap();
     let frame = rows_frame(64, 48);
     let out = inst.on_video(&frame).await.unwrap().expect("a frame back");
-    assert_eq!((out.width, out.height, out.format), (64, 48, PixelFormat::Rgb24));
+    assert_eq!(
+        (out.width, out.height, out.format),
+        (64, 48, PixelFormat::Rgb24)
+    );
     let row_len = 64 * 3;
     for (y, row) in out.data.chunks(row_len).enumerate() {
-        assert!(row.iter().all(|&b| b == (47 - y) as u8), "row {y} is not row {}", 47 - y);
+        assert!(
+            row.iter().all(|&b| b == (47 - y) as u8),
+            "row {y} is not row {}",
+            47 - y
+        );
     }
 }
 
@@ -100,7 +109,11 @@ async fn tone_frequency(inst: &mut wasmrtc::runtime::HandlerInstance) -> (f64, f
     let mut samples = Vec::new();
     let mut rate = 0;
     while samples.len() < 48_000 {
-        let f = inst.next_audio().await.unwrap().expect("tone always has audio");
+        let f = inst
+            .next_audio()
+            .await
+            .unwrap()
+            .expect("tone always has audio");
         rate = f.sample_rate;
         samples.extend(f.samples);
     }
@@ -113,10 +126,15 @@ async fn tone_generates_the_requested_frequency() {
     let tone = rt.load_file("tone", guests::TONE).await.unwrap();
     let mut inst = tone.instantiate("c1").await.unwrap();
     let (f, level) = tone_frequency(&mut inst).await;
-    assert!((f - 440.0).abs() < 2.0, "default tone is 440 Hz, measured {f}");
+    assert!(
+        (f - 440.0).abs() < 2.0,
+        "default tone is 440 Hz, measured {f}"
+    );
     assert!(level > 1000.0, "tone is audible (rms {level})");
 
-    inst.set_inputs(&[Value::Number(1000.0), Value::Number(0.5)]).await.unwrap();
+    inst.set_inputs(&[Value::Number(1000.0), Value::Number(0.5)])
+        .await
+        .unwrap();
     let (f, _) = tone_frequency(&mut inst).await;
     assert!((f - 1000.0).abs() < 3.0, "measured {f} Hz for 1000 Hz");
 }
@@ -124,7 +142,10 @@ async fn tone_generates_the_requested_frequency() {
 #[tokio::test]
 async fn brightness_emits_the_mean_luma_a_few_times_a_second() {
     let rt = test_runtime();
-    let b = rt.load_file("brightness", guests::BRIGHTNESS).await.unwrap();
+    let b = rt
+        .load_file("brightness", guests::BRIGHTNESS)
+        .await
+        .unwrap();
     assert_eq!(b.spec().video_format, PixelFormat::I420);
     let mut inst = b.instantiate("c1").await.unwrap();
     let (w, h) = (64u32, 48u32);
@@ -132,19 +153,33 @@ async fn brightness_emits_the_mean_luma_a_few_times_a_second() {
     let mut data = vec![50u8; (w * h / 2) as usize];
     data.extend(vec![150u8; (w * h / 2) as usize]);
     data.extend(vec![128u8; (w * h / 2) as usize]);
-    let mut frame = VideoFrame { width: w, height: h, format: PixelFormat::I420, data, timestamp_us: 0 };
+    let mut frame = VideoFrame {
+        width: w,
+        height: h,
+        format: PixelFormat::I420,
+        data,
+        timestamp_us: 0,
+    };
 
     let mut emitted = Vec::new();
     for i in 0..30u64 {
         frame.timestamp_us = i * 33_333; // one second at 30 fps
-        assert_eq!(inst.on_video(&frame).await.unwrap(), None, "send mode returns no video");
+        assert_eq!(
+            inst.on_video(&frame).await.unwrap(),
+            None,
+            "send mode returns no video"
+        );
         for ev in inst.take_events() {
             if let HostEvent::Outputs(values) = ev {
                 emitted.push(values);
             }
         }
     }
-    assert!((2..=5).contains(&emitted.len()), "{} outputs in one second", emitted.len());
+    assert!(
+        (2..=5).contains(&emitted.len()),
+        "{} outputs in one second",
+        emitted.len()
+    );
     for values in emitted {
         assert_eq!(values, vec![Value::Number(100.0)]);
     }
@@ -158,7 +193,10 @@ async fn av_echo_returns_audio_and_video() {
     let frame = rows_frame(32, 16);
     assert_eq!(inst.on_video(&frame).await.unwrap(), Some(frame));
     inst.on_audio(&audio(vec![7; 960])).await.unwrap();
-    assert_eq!(inst.next_audio().await.unwrap().map(|f| f.samples), Some(vec![7; 960]));
+    assert_eq!(
+        inst.next_audio().await.unwrap().map(|f| f.samples),
+        Some(vec![7; 960])
+    );
 }
 
 #[tokio::test]
@@ -170,6 +208,22 @@ async fn instances_do_not_share_state() {
     a.set_inputs(&[Value::Number(0.0)]).await.unwrap();
     a.on_audio(&audio(vec![1000; 960])).await.unwrap();
     b.on_audio(&audio(vec![1000; 960])).await.unwrap();
-    assert!(a.next_audio().await.unwrap().unwrap().samples.iter().all(|&s| s == 0));
-    assert!(b.next_audio().await.unwrap().unwrap().samples.iter().all(|&s| s == 1000));
+    assert!(
+        a.next_audio()
+            .await
+            .unwrap()
+            .unwrap()
+            .samples
+            .iter()
+            .all(|&s| s == 0)
+    );
+    assert!(
+        b.next_audio()
+            .await
+            .unwrap()
+            .unwrap()
+            .samples
+            .iter()
+            .all(|&s| s == 1000)
+    );
 }

@@ -6,18 +6,31 @@ use wasmrtc::runtime::{AudioFrame, CallError, FailureCause, HandlerComponent, In
 use wasmrtc_tests::{guests, test_runtime};
 
 fn frame() -> AudioFrame {
-    AudioFrame { sample_rate: 48_000, channels: 1, samples: vec![100; 960] }
+    AudioFrame {
+        sample_rate: 48_000,
+        channels: 1,
+        samples: vec![100; 960],
+    }
 }
 
 async fn load(path: &str, limits: InstanceLimits) -> HandlerComponent {
-    test_runtime().load_file("hostile", path).await.unwrap().with_limits(limits)
+    test_runtime()
+        .load_file("hostile", path)
+        .await
+        .unwrap()
+        .with_limits(limits)
 }
 
 /// Resident set size of this process in bytes.
 fn rss() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +42,10 @@ async fn an_infinite_loop_is_stopped_by_its_cpu_budget_while_others_run() {
         ..Default::default()
     };
     let hostile = load(guests::HOSTILE_LOOP, limits).await;
-    let echo = test_runtime().load_file("echo", guests::ECHO).await.unwrap();
+    let echo = test_runtime()
+        .load_file("echo", guests::ECHO)
+        .await
+        .unwrap();
 
     let benign = tokio::spawn(async move {
         let mut inst = echo.instantiate("benign").await.unwrap();
@@ -46,17 +62,32 @@ async fn an_infinite_loop_is_stopped_by_its_cpu_budget_while_others_run() {
     let err = looping.on_audio(&frame()).await.unwrap_err();
     assert_eq!(err.cause(), FailureCause::CpuBudget, "{err}");
     assert!(err.to_string().contains("CPU budget"), "{err}");
-    assert!(matches!(looping.on_audio(&frame()).await, Err(CallError::Dead)));
-    assert_eq!(benign.await.unwrap(), 500, "the benign instance completed every call");
+    assert!(matches!(
+        looping.on_audio(&frame()).await,
+        Err(CallError::Dead)
+    ));
+    assert_eq!(
+        benign.await.unwrap(),
+        500,
+        "the benign instance completed every call"
+    );
 }
 
 #[tokio::test]
 async fn a_memory_bomb_hits_its_cap_and_host_memory_stays_bounded() {
     let cap = 32 << 20;
-    let limits = InstanceLimits { memory_bytes: cap, ..Default::default() };
+    let limits = InstanceLimits {
+        memory_bytes: cap,
+        ..Default::default()
+    };
     let bomb = load(guests::HOSTILE_MEMORY, limits).await;
     // Warm up once so the baseline includes the pool's bookkeeping.
-    let _ = bomb.instantiate("warm").await.unwrap().on_audio(&frame()).await;
+    let _ = bomb
+        .instantiate("warm")
+        .await
+        .unwrap()
+        .on_audio(&frame())
+        .await;
     let before = rss();
     for i in 0..8 {
         let mut inst = bomb.instantiate(&format!("bomb{i}")).await.unwrap();
@@ -65,7 +96,10 @@ async fn a_memory_bomb_hits_its_cap_and_host_memory_stays_bounded() {
         assert!(err.to_string().contains("memory cap"), "{err}");
     }
     let grown = rss().saturating_sub(before);
-    assert!(grown < 2 * cap, "host RSS grew by {grown} bytes over 8 bombs of {cap}");
+    assert!(
+        grown < 2 * cap,
+        "host RSS grew by {grown} bytes over 8 bombs of {cap}"
+    );
 }
 
 #[tokio::test]
@@ -74,7 +108,10 @@ async fn a_trap_names_the_guest_panic() {
     let mut inst = trap.instantiate("t").await.unwrap();
     let err = inst.on_audio(&frame()).await.unwrap_err();
     assert_eq!(err.cause(), FailureCause::Trap);
-    assert!(err.to_string().contains("refusing the first frame"), "{err}");
+    assert!(
+        err.to_string().contains("refusing the first frame"),
+        "{err}"
+    );
     assert!(err.to_string().contains("on-audio"), "{err}");
 }
 
@@ -98,7 +135,9 @@ async fn a_stdout_flood_is_rate_limited_not_buffered() {
     let mut inst = flood.instantiate("s").await.unwrap();
     let before = rss();
     for _ in 0..5 {
-        inst.on_audio(&frame()).await.expect("printing is allowed, only rate-limited");
+        inst.on_audio(&frame())
+            .await
+            .expect("printing is allowed, only rate-limited");
     }
     let grown = rss().saturating_sub(before);
     assert!(grown < 32 << 20, "host RSS grew by {grown} bytes");
@@ -106,7 +145,10 @@ async fn a_stdout_flood_is_rate_limited_not_buffered() {
 
 #[tokio::test]
 async fn a_blocked_guest_hits_the_wall_clock_deadline() {
-    let limits = InstanceLimits { wall_per_call: Duration::from_millis(300), ..Default::default() };
+    let limits = InstanceLimits {
+        wall_per_call: Duration::from_millis(300),
+        ..Default::default()
+    };
     let sleeper = load(guests::HOSTILE_SLEEP, limits).await;
     let mut inst = sleeper.instantiate("z").await.unwrap();
     let err = inst.on_audio(&frame()).await.unwrap_err();

@@ -43,7 +43,9 @@ async fn garbage_and_truncated_files_are_refused() {
 async fn a_spec_the_host_cannot_serve_is_refused_with_reasons() {
     let bytes = std::fs::read(guests::BAD_SPEC).unwrap();
     let err = load(bytes).await;
-    let LoadError::Spec(problems) = &err else { panic!("{err}") };
+    let LoadError::Spec(problems) = &err else {
+        panic!("{err}")
+    };
     let text = problems.join("\n");
     assert!(text.contains("input-sample-rate 7"), "{text}");
     assert!(text.contains("slider min"), "{text}");
@@ -59,20 +61,39 @@ async fn an_oversized_component_is_refused_before_compiling() {
     .unwrap();
     let bytes = std::fs::read(guests::FLIP).unwrap();
     let err = rt.load("big", bytes).await.err().expect("refused");
-    assert!(matches!(err, LoadError::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(
+        matches!(err, LoadError::TooLarge { limit: 1024, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn wasmrtc_check_prints_the_spec_or_the_reason() {
-    let bin = env!("CARGO_BIN_EXE_wasmrtc");
-    let out = std::process::Command::new(bin).args(["check", guests::GAIN]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bin = wasmrtc_tests::wasmrtc_bin();
+    let out = std::process::Command::new(&bin)
+        .args(["check", guests::GAIN])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("modality: audio") && text.contains("mode: send-receive"), "{text}");
+    assert!(
+        text.contains("modality: audio") && text.contains("mode: send-receive"),
+        "{text}"
+    );
     assert!(text.contains("input gain"), "{text}");
 
-    let out = std::process::Command::new(bin).args(["check", guests::HOSTILE_IMPORT]).output().unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["check", guests::HOSTILE_IMPORT])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("rejected") && text.contains("fixture:evil/raw-socket"), "{text}");
+    assert!(
+        text.contains("rejected") && text.contains("fixture:evil/raw-socket"),
+        "{text}"
+    );
 }

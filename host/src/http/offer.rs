@@ -1,0 +1,149 @@
+//! `POST {prefix}/webrtc/offer`: SDP offers and trickled ICE candidates.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::reply;
+use crate::Stream;
+use crate::runtime::Modality;
+use crate::session::{Command, SessionSettings, WebRtcSession};
+use crate::transport::{Peer, TrackKinds};
+
+/// Handle an offer (`"type": "offer"`) or a candidate (`"type": "ice-candidate"`).
+pub(crate) async fn offer(State(stream): State<Stream>, body: Bytes) -> Response {
+    let body = match reply::json_object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let id = match reply::required_str(&body, "webrtc_id") {
+        Ok(id) => id.to_string(),
+        Err(r) => return r,
+    };
+    let kind = match reply::required_str(&body, "type") {
+        Ok(t) => t.to_string(),
+        Err(r) => return r,
+    };
+    if kind == "ice-candidate" || body.get("candidate").is_some_and(|c| !c.is_null()) {
+        return candidate(&stream, &id, body.get("candidate"));
+    }
+    if kind != "offer" {
+        return reply::unprocessable(
+            "value_error",
+            &["type"],
+            "expected \"offer\" or \"ice-candidate\"",
+        );
+    }
+    let sdp = match reply::required_str(&body, "sdp") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    accept(&stream, &id, sdp).await
+}
+
+fn candidate(stream: &Stream, id: &str, candidate: Option<&serde_json::Value>) -> Response {
+    let line = match candidate
+        .and_then(|c| c.get("candidate"))
+        .map(|c| c.as_str())
+    {
+        Some(Some(line)) => line.to_string(),
+        _ => return reply::failed("invalid_candidate_format"),
+    };
+    if line.trim().is_empty() {
+        // End of candidates.
+        return reply::success();
+    }
+    if str0m::Candidate::from_sdp_string(line.trim().trim_start_matches("a=")).is_err() {
+        return reply::failed("invalid_candidate_format");
+    }
+    match stream.inner.connections.get(id) {
+        Some(handle) => match handle.commands.try_send(Command::Candidate(line)) {
+            Ok(()) => reply::success(),
+            Err(_) => reply::failed("connection_closed"),
+        },
+        None => {
+            stream.inner.connections.buffer_candidate(id, line);
+            reply::success()
+        }
+    }
+}
+
+async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
+    let inner = &stream.inner;
+    if inner.connections.contains(id) {
+        return reply::failed("connection_already_exists");
+    }
+    let component = stream.component();
+    let spec = component.spec().clone();
+    let kinds = TrackKinds::of_sdp(sdp);
+    let unwanted = match spec.modality {
+        Modality::Audio if kinds.video => Some("video"),
+        Modality::Video if kinds.audio => Some("audio"),
+        _ => None,
+    };
+    if let Some(kind) = unwanted {
+        return reply::failed_with(
+            StatusCode::BAD_REQUEST,
+            "invalid_track_kind",
+            &format!(
+                "this stream takes no {kind} track (its modality is {:?})",
+                spec.modality
+            ),
+        );
+    }
+    let slot = match inner.admission.try_admit() {
+        Ok(s) => s,
+        Err(e) => {
+            return Json(json!({"status": "failed", "meta": {"error": "concurrency_limit_reached", "limit": e.limit}}))
+                .into_response();
+        }
+    };
+    let (mut peer, answer) =
+        match Peer::accept(&inner.transport.mux, inner.transport.advertised, sdp) {
+            Ok(p) => p,
+            Err(e) => {
+                return reply::failed_with(StatusCode::BAD_REQUEST, "invalid_sdp", &e.to_string());
+            }
+        };
+    let instance = match component.instantiate(id).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(stream = %inner.name, connection = %id, "handler failed to start: {e}");
+            return reply::failed_with(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler_error",
+                &e.to_string(),
+            );
+        }
+    };
+    let (handle, commands) = stream.new_handle(&spec);
+    let outputs = handle.outputs.clone();
+    let early = match inner.connections.insert(id, handle) {
+        Ok(early) => early,
+        Err(_) => return reply::failed("connection_already_exists"),
+    };
+    for c in early {
+        let _ = peer.add_remote_candidate(&c);
+    }
+    let session = WebRtcSession {
+        id: id.to_string(),
+        stream: inner.name.clone(),
+        peer,
+        instance,
+        spec,
+        settings: SessionSettings {
+            connect_timeout: inner.config.connect_timeout,
+            time_limit: inner.config.time_limit,
+        },
+        commands,
+        outputs,
+        connections: inner.connections.clone(),
+        slot,
+        pending: Vec::new(),
+    };
+    tokio::spawn(session.run());
+    Json(json!({"sdp": answer, "type": "answer"})).into_response()
+}

@@ -1,0 +1,121 @@
+//! Audio between the wire and the handler: Opus in → handler rate; handler audio →
+//! 48 kHz mono 20 ms frames → Opus out, paced in real time.
+
+use std::time::{Duration, Instant};
+
+use crate::media::{
+    MediaError, OpusDecoder, OpusEncoder, OpusSettings, Reframer, Resampler, channels_convert,
+};
+use crate::runtime::AudioFrame;
+
+/// Opus runs at 48 kHz; one packet carries 20 ms.
+const OPUS_RATE: u32 = 48_000;
+const FRAME: Duration = Duration::from_millis(20);
+const FRAME_SAMPLES: u64 = 960;
+/// After a gap longer than this, pacing restarts from now instead of bursting.
+const MAX_LAG: Duration = Duration::from_millis(200);
+
+/// Client audio to handler frames.
+pub(crate) struct AudioIn {
+    decoder: OpusDecoder,
+    resampler: Resampler,
+}
+
+impl AudioIn {
+    pub(crate) fn new(handler_rate: u32) -> Result<Self, MediaError> {
+        Ok(Self {
+            decoder: OpusDecoder::new(1)?,
+            resampler: Resampler::new(OPUS_RATE, handler_rate, 1)?,
+        })
+    }
+
+    /// Decode one Opus packet; `None` while the resampler is still filling up.
+    pub(crate) fn frame(&mut self, packet: &[u8]) -> Result<Option<AudioFrame>, MediaError> {
+        let pcm = self.decoder.decode(Some(packet))?;
+        let samples = self.resampler.process(&pcm.samples)?;
+        Ok((!samples.is_empty()).then(|| AudioFrame {
+            sample_rate: self.resampler.to_rate(),
+            channels: 1,
+            samples,
+        }))
+    }
+}
+
+/// Handler audio to paced Opus packets.
+pub(crate) struct AudioOut {
+    resampler: Option<Resampler>,
+    queue: Reframer,
+    encoder: OpusEncoder,
+    rtp_time: u64,
+    next_send: Option<Instant>,
+}
+
+impl AudioOut {
+    pub(crate) fn new() -> Result<Self, MediaError> {
+        Ok(Self {
+            resampler: None,
+            queue: Reframer::new(OPUS_RATE, 1),
+            encoder: OpusEncoder::new(1, OpusSettings::default())?,
+            rtp_time: 0,
+            next_send: None,
+        })
+    }
+
+    /// Whether less than one frame is queued, so the handler should be asked for more.
+    pub(crate) fn wants_audio(&self) -> bool {
+        self.queue.queued_duration() < FRAME
+    }
+
+    /// Queue audio from the handler, at any rate and channel count.
+    pub(crate) fn push(&mut self, frame: AudioFrame) -> Result<(), MediaError> {
+        if frame.sample_rate == 0 || frame.channels == 0 {
+            return Ok(());
+        }
+        let mono = if frame.channels == 1 {
+            frame.samples
+        } else {
+            channels_convert(&frame.samples, frame.channels, 1)
+        };
+        if self.resampler.as_ref().map(Resampler::from_rate) != Some(frame.sample_rate) {
+            self.resampler = Some(Resampler::new(frame.sample_rate, OPUS_RATE, 1)?);
+        }
+        let resampled = match &mut self.resampler {
+            Some(r) => r.process(&mono)?,
+            None => mono,
+        };
+        self.queue.push(&resampled);
+        Ok(())
+    }
+
+    /// Drop everything queued (barge-in).
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+    }
+
+    /// When the next packet is due.
+    pub(crate) fn next_due(&self) -> Instant {
+        self.next_send.unwrap_or_else(Instant::now)
+    }
+
+    /// The next packet and its RTP time, if one is queued and due at `now`.
+    pub(crate) fn due(&mut self, now: Instant) -> Result<Option<(Vec<u8>, u64)>, MediaError> {
+        let due = match self.next_send {
+            Some(t) if now + MAX_LAG < t => return Ok(None),
+            Some(t) if t + MAX_LAG < now => now,
+            Some(t) if t > now => return Ok(None),
+            Some(t) => t,
+            None => now,
+        };
+        let Some(pcm) = self.queue.pop() else {
+            // Nothing to send: keep the clock ticking so the next audio starts on time.
+            self.next_send = Some(due + FRAME);
+            self.rtp_time += FRAME_SAMPLES;
+            return Ok(None);
+        };
+        let packet = self.encoder.encode(&pcm)?;
+        let time = self.rtp_time;
+        self.rtp_time += FRAME_SAMPLES;
+        self.next_send = Some(due + FRAME);
+        Ok(Some((packet, time)))
+    }
+}

@@ -1,0 +1,13 @@
+//! Sessions: one per connection, between the transport and the handler instance.
+//! Admission, inputs, outputs, time limit and lifecycle live here.
+
+mod admission;
+mod audio;
+pub mod messages;
+mod registry;
+mod video;
+mod webrtc;
+
+pub use admission::{Admission, LimitReached, Slot};
+pub use registry::{Command, ConnectionHandle, Connections, Outputs};
+pub(crate) use webrtc::{SessionSettings, WebRtcSession};

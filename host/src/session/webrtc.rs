@@ -1,0 +1,428 @@
+//! The task of one WebRTC connection: drives its peer, runs media through the
+//! handler instance, applies inputs, publishes outputs, enforces the time limits.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::Slot;
+use super::audio::{AudioIn, AudioOut};
+use super::messages;
+use super::registry::{Command, Connections, Outputs};
+use super::video::{Decoded, VideoIn, VideoOut};
+use crate::runtime::{
+    CallError, HandlerInstance, HostEvent, Modality, Mode, NotifyLevel, StreamSpec, VideoFrame,
+    spec,
+};
+use crate::transport::{Peer, PeerEvent};
+
+/// Timing rules of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionSettings {
+    /// A connection that is not up by then is dropped (FastRTC: 30 s).
+    pub(crate) connect_timeout: Duration,
+    /// Longest a connection may last once up.
+    pub(crate) time_limit: Option<Duration>,
+}
+
+/// Control messages kept until the data channel opens.
+const MAX_PENDING_MESSAGES: usize = 64;
+
+/// Why a session ends.
+enum End {
+    /// The peer left or failed.
+    PeerGone,
+    /// The handler failed; the client was told.
+    Handler,
+    /// The handler closed the stream.
+    Closed,
+    /// A deadline passed.
+    Timeout,
+    /// Asked to close.
+    Requested,
+}
+
+/// One WebRTC connection.
+pub(crate) struct WebRtcSession {
+    pub(crate) id: String,
+    pub(crate) stream: String,
+    pub(crate) peer: Peer,
+    pub(crate) instance: HandlerInstance,
+    pub(crate) spec: StreamSpec,
+    pub(crate) settings: SessionSettings,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) outputs: broadcast::Sender<Outputs>,
+    pub(crate) connections: Connections,
+    pub(crate) slot: Slot,
+    pub(crate) pending: Vec<String>,
+}
+
+struct Media {
+    audio_in: Option<AudioIn>,
+    audio_out: Option<AudioOut>,
+    video_in: Option<VideoIn>,
+    video_out: Option<VideoOut>,
+    next_video: Option<Instant>,
+    started: Instant,
+}
+
+impl WebRtcSession {
+    /// Run until the connection ends, then clean up (the slot is released on return).
+    pub(crate) async fn run(mut self) {
+        let end = self.serve().await;
+        let reason = match end {
+            End::PeerGone => "peer left",
+            End::Handler => "handler failed",
+            End::Closed => "handler closed the stream",
+            End::Timeout => "time limit",
+            End::Requested => "closed by the server",
+        };
+        tracing::info!(stream = %self.stream, connection = %self.id, "connection ended: {reason}");
+        if matches!(end, End::Requested | End::Timeout) {
+            self.send(&messages::connection_closed());
+        }
+        self.peer.close();
+        self.connections.remove(&self.id);
+        drop(self.slot);
+    }
+
+    fn media(&self) -> Result<Media, crate::media::MediaError> {
+        let (sends_audio, sends_video) = self.peer.sends();
+        let s = &self.spec;
+        let audio = s.modality != Modality::Video;
+        let video = s.modality != Modality::Audio;
+        let takes = s.mode != Mode::Receive;
+        let gives = s.mode != Mode::Send;
+        Ok(Media {
+            audio_in: if audio && takes {
+                Some(AudioIn::new(s.input_sample_rate)?)
+            } else {
+                None
+            },
+            audio_out: if audio && gives && sends_audio {
+                Some(AudioOut::new()?)
+            } else {
+                None
+            },
+            video_in: if video && takes {
+                Some(VideoIn::new(s.video_format)?)
+            } else {
+                None
+            },
+            video_out: (video && gives && sends_video).then(|| VideoOut::new(s.fps)),
+            next_video: None,
+            started: Instant::now(),
+        })
+    }
+
+    async fn serve(&mut self) -> End {
+        let mut media = match self.media() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(connection = %self.id, "media set-up failed: {e}");
+                return End::Handler;
+            }
+        };
+        let created = Instant::now();
+        let mut connected_at: Option<Instant> = None;
+        let mut warned = false;
+        let warn_before = self
+            .settings
+            .time_limit
+            .map(|l| (l / 2).min(Duration::from_secs(5)));
+
+        loop {
+            let rtc_wake = self.peer.poll();
+            while let Some(event) = self.peer.next_event() {
+                if let Some(end) = self
+                    .on_peer_event(event, &mut media, &mut connected_at)
+                    .await
+                {
+                    return end;
+                }
+            }
+            let now = Instant::now();
+            let mut wake = rtc_wake;
+            match connected_at {
+                None => {
+                    let deadline = created + self.settings.connect_timeout;
+                    if now >= deadline {
+                        return End::Timeout;
+                    }
+                    wake = wake.min(deadline);
+                }
+                Some(at) => {
+                    if let (Some(limit), Some(before)) = (self.settings.time_limit, warn_before) {
+                        let deadline = at + limit;
+                        if now >= deadline {
+                            self.send(&messages::end_stream("time limit reached"));
+                            return End::Timeout;
+                        }
+                        if !warned && now + before >= deadline {
+                            warned = true;
+                            let left = deadline
+                                .saturating_duration_since(now)
+                                .as_secs_f64()
+                                .round();
+                            self.send(&messages::warning(&format!(
+                                "Time limit of {} s: this stream closes in {left} s.",
+                                limit.as_secs_f64()
+                            )));
+                        }
+                        wake = wake.min(if warned { deadline } else { deadline - before });
+                    }
+                    if let Some(end) = self.pump(&mut media, now).await {
+                        return end;
+                    }
+                    if let Some(out) = &media.audio_out {
+                        wake = wake.min(out.next_due());
+                    }
+                    if let Some(t) = media.next_video {
+                        wake = wake.min(t);
+                    }
+                }
+            }
+            tokio::select! {
+                d = self.peer.recv() => match d {
+                    Some(d) => self.peer.receive(d),
+                    None => return End::PeerGone,
+                },
+                _ = tokio::time::sleep_until(wake.max(Instant::now()).into()) => {
+                    self.peer.timeout(Instant::now());
+                }
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::SetInputs(values)) => {
+                        let r = self.instance.set_inputs(&values).await;
+                        if let Some(end) = self.after_call(r, &mut media) {
+                            return end;
+                        }
+                    }
+                    Some(Command::Candidate(c)) => {
+                        if let Err(e) = self.peer.add_remote_candidate(&c) {
+                            tracing::debug!(connection = %self.id, "bad candidate: {e}");
+                        }
+                    }
+                    Some(Command::Close) | None => return End::Requested,
+                },
+            }
+        }
+    }
+
+    /// Send what is due: handler audio (asking for more while little is queued) and
+    /// receive-mode video at the spec's fps.
+    async fn pump(&mut self, media: &mut Media, now: Instant) -> Option<End> {
+        if media.audio_out.is_some() {
+            let mut asks = 0;
+            while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio) && asks < 8 {
+                asks += 1;
+                let frame = match self.instance.next_audio().await {
+                    Ok(f) => f,
+                    Err(e) => return Some(self.fail(e)),
+                };
+                if let Some(end) = self.handle_events(media) {
+                    return Some(end);
+                }
+                let (Some(f), Some(out)) = (frame, media.audio_out.as_mut()) else {
+                    break;
+                };
+                if let Err(e) = out.push(f) {
+                    tracing::debug!("bad handler audio: {e}");
+                }
+            }
+            while let Some(out) = media.audio_out.as_mut() {
+                match out.due(Instant::now()) {
+                    Ok(Some((packet, time))) => self.peer.write_audio(&packet, time),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("opus encode failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        if self.spec.mode == Mode::Receive && media.video_out.is_some() {
+            let period = Duration::from_secs(1) / self.spec.fps.max(1);
+            let due = *media.next_video.get_or_insert(now);
+            if now >= due {
+                media.next_video = Some(if due + period < now {
+                    now + period
+                } else {
+                    due + period
+                });
+                let r = self.instance.next_video().await;
+                match r {
+                    Ok(Some(f)) => self.send_video(media, f, now),
+                    Ok(None) => {}
+                    Err(e) => return Some(self.fail(e)),
+                }
+                if let Some(end) = self.handle_events(media) {
+                    return Some(end);
+                }
+            }
+        }
+        None
+    }
+
+    fn send_video(&mut self, media: &mut Media, frame: VideoFrame, now: Instant) {
+        let Some(out) = media.video_out.as_mut() else {
+            return;
+        };
+        let rtp_time = (now.duration_since(media.started).as_micros() as u64) * 9 / 100;
+        match out.encode(frame) {
+            Ok(frames) => {
+                for f in frames {
+                    self.peer.write_video(&f, rtp_time);
+                }
+            }
+            Err(e) => tracing::debug!(connection = %self.id, "video encode failed: {e}"),
+        }
+    }
+
+    async fn on_peer_event(
+        &mut self,
+        event: PeerEvent,
+        media: &mut Media,
+        connected_at: &mut Option<Instant>,
+    ) -> Option<End> {
+        match event {
+            PeerEvent::Connected => {
+                *connected_at = Some(Instant::now());
+                tracing::info!(stream = %self.stream, connection = %self.id, "connected");
+            }
+            PeerEvent::Closed => return Some(End::PeerGone),
+            PeerEvent::ChannelOpen => {
+                if !self.spec.inputs.is_empty() {
+                    self.send(&messages::send_input());
+                }
+                for m in std::mem::take(&mut self.pending) {
+                    self.peer.send_text(&m);
+                }
+            }
+            PeerEvent::ChannelText(text) => {
+                self.send(&messages::echo(&text));
+            }
+            PeerEvent::KeyframeRequest => {
+                if let Some(v) = media.video_out.as_mut() {
+                    v.force_keyframe();
+                }
+            }
+            PeerEvent::Audio { data, .. } => {
+                let Some(input) = media.audio_in.as_mut() else {
+                    return None;
+                };
+                let frame = match input.frame(&data) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::debug!("opus decode failed: {e}");
+                        return None;
+                    }
+                };
+                let r = self.instance.on_audio(&frame).await;
+                if let Some(end) = self.after_call(r, media) {
+                    return Some(end);
+                }
+                return self.pump(media, Instant::now()).await;
+            }
+            PeerEvent::Video {
+                data,
+                codec,
+                rtp_time,
+                contiguous,
+            } => {
+                if codec != str0m::format::Codec::Vp8 {
+                    return None;
+                }
+                let Some(input) = media.video_in.as_mut() else {
+                    return None;
+                };
+                let ts = rtp_time * 100 / 9;
+                match input.decode(&data, contiguous, ts) {
+                    Decoded::Frame(frame) => {
+                        // Backpressure: when more video is already waiting, skip the
+                        // handler for this frame (it was decoded to keep the reference).
+                        if self.peer.has_queued_video() {
+                            return None;
+                        }
+                        let r = self.instance.on_video(&frame).await;
+                        let now = Instant::now();
+                        match r {
+                            Ok(Some(out)) if self.spec.mode == Mode::SendReceive => {
+                                self.send_video(media, out, now)
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Some(self.fail(e)),
+                        }
+                        return self.handle_events(media);
+                    }
+                    Decoded::Nothing => {}
+                    Decoded::NeedKeyframe => self.peer.request_keyframe(),
+                }
+            }
+        }
+        None
+    }
+
+    fn after_call(&mut self, r: Result<(), CallError>, media: &mut Media) -> Option<End> {
+        match r {
+            Ok(()) => self.handle_events(media),
+            Err(e) => Some(self.fail(e)),
+        }
+    }
+
+    /// Act on what the handler raised during its last call.
+    fn handle_events(&mut self, media: &mut Media) -> Option<End> {
+        let mut end = None;
+        for event in self.instance.take_events() {
+            match event {
+                HostEvent::Outputs(values) => {
+                    let map: serde_json::Map<_, _> = self
+                        .spec
+                        .outputs
+                        .iter()
+                        .zip(&values)
+                        .map(|(o, v)| (o.name.clone(), spec::value_to_json(v)))
+                        .collect();
+                    let _ = self.outputs.send(std::sync::Arc::new(map));
+                    self.send(&messages::fetch_output());
+                }
+                HostEvent::Notify(level, message) => {
+                    let text = match level {
+                        NotifyLevel::Log => messages::log(&message),
+                        NotifyLevel::Warning => messages::warning(&message),
+                        NotifyLevel::Error => messages::error(&message),
+                    };
+                    self.send(&text);
+                }
+                HostEvent::CloseStream(reason) => {
+                    self.send(&messages::end_stream(&reason));
+                    end = Some(End::Closed);
+                }
+                HostEvent::ClearAudio => {
+                    if let Some(out) = media.audio_out.as_mut() {
+                        out.clear();
+                    }
+                }
+            }
+        }
+        end
+    }
+
+    fn fail(&mut self, e: CallError) -> End {
+        tracing::warn!(stream = %self.stream, connection = %self.id, cause = e.cause().as_str(), "handler failed: {e}");
+        self.send(&messages::error(&e.to_string()));
+        // Let the message leave before the connection closes.
+        let _ = self.peer.poll();
+        End::Handler
+    }
+
+    fn send(&mut self, text: &str) {
+        // Messages before the channel opens are kept for it.
+        if !self.peer.send_text(text)
+            && !self.peer.has_channel()
+            && self.pending.len() < MAX_PENDING_MESSAGES
+        {
+            self.pending.push(text.to_string());
+        }
+    }
+}

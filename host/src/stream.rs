@@ -1,0 +1,255 @@
+//! The library's front door: a [`Stream`] is a handler component plus limits, served
+//! over WebRTC and mounted on an axum router under a prefix.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::Stream as FuturesStream;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::runtime::{HandlerComponent, StreamSpec, Value, spec};
+use crate::session::{Admission, Command, ConnectionHandle, Connections, Outputs};
+use crate::transport::UdpMux;
+
+/// Limits of a stream (FastRTC's `concurrency_limit` and `time_limit`).
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Most connections at once across every transport; `None` = bounded only by the
+    /// host's instance pool. (FastRTC's default is 1.)
+    pub concurrency_limit: Option<usize>,
+    /// Longest a connection may last once up; the client is warned a few seconds before.
+    pub time_limit: Option<Duration>,
+    /// A WebRTC offer whose connection is not up within this is dropped (FastRTC: 30 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            concurrency_limit: None,
+            time_limit: None,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The WebRTC side shared by every stream of a host: one UDP socket.
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) mux: UdpMux,
+    pub(crate) advertised: SocketAddr,
+}
+
+impl Transport {
+    /// Bind the UDP socket at `listen`; `advertise` is the address put in answers
+    /// (defaults to the bound address; set it behind NAT or when binding 0.0.0.0).
+    pub fn bind(listen: SocketAddr, advertise: Option<std::net::IpAddr>) -> std::io::Result<Self> {
+        let mux = UdpMux::bind(listen)?;
+        let local = mux.local_addr();
+        let ip = advertise.unwrap_or(if local.ip().is_unspecified() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            local.ip()
+        });
+        Ok(Self {
+            advertised: SocketAddr::new(ip, local.port()),
+            mux,
+        })
+    }
+
+    /// The address clients send media to.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertised
+    }
+}
+
+/// Errors of the input and output hooks.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// No live connection has this id.
+    #[error("unknown connection")]
+    UnknownConnection,
+    /// The stream has no input of this name.
+    #[error("unknown input `{0}`")]
+    UnknownInput(String),
+    /// A value does not fit its input.
+    #[error("input `{name}`: {reason}")]
+    Invalid {
+        /// The input.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A stream: handler + modality + mode (from the component's spec) + limits.
+/// Cloning is cheap and shares the stream.
+#[derive(Clone)]
+pub struct Stream {
+    pub(crate) inner: Arc<StreamInner>,
+}
+
+pub(crate) struct StreamInner {
+    pub(crate) name: String,
+    pub(crate) component: RwLock<HandlerComponent>,
+    pub(crate) config: StreamConfig,
+    pub(crate) admission: Admission,
+    pub(crate) connections: Connections,
+    pub(crate) transport: Transport,
+}
+
+impl Stream {
+    /// A stream serving `component` over `transport`.
+    pub fn new(component: HandlerComponent, transport: Transport, config: StreamConfig) -> Self {
+        Self {
+            inner: Arc::new(StreamInner {
+                name: component.name().to_string(),
+                admission: Admission::new(config.concurrency_limit),
+                component: RwLock::new(component),
+                config,
+                connections: Connections::default(),
+                transport,
+            }),
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The handler serving new connections.
+    pub fn component(&self) -> HandlerComponent {
+        self.inner
+            .component
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The handler's spec.
+    pub fn spec(&self) -> StreamSpec {
+        self.component().spec().clone()
+    }
+
+    /// The stream's limits.
+    pub fn config(&self) -> &StreamConfig {
+        &self.inner.config
+    }
+
+    /// Connections now admitted (connecting or connected).
+    pub fn active_connections(&self) -> usize {
+        self.inner.admission.active()
+    }
+
+    /// Ids of the live connections.
+    pub fn connection_ids(&self) -> Vec<String> {
+        self.inner.connections.ids()
+    }
+
+    /// Mount the stream's routes (`/webrtc/offer`, `/input_hook`, `/outputs`) under
+    /// `prefix` (`""` for the root) on `router`, which the caller may extend.
+    pub fn mount(&self, router: axum::Router, prefix: &str) -> axum::Router {
+        let routes = crate::http::stream_routes(self.clone());
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() {
+            router.merge(routes)
+        } else {
+            router.nest(prefix, routes)
+        }
+    }
+
+    pub(crate) fn handle(&self, id: &str) -> Result<ConnectionHandle, HookError> {
+        self.inner
+            .connections
+            .get(id)
+            .ok_or(HookError::UnknownConnection)
+    }
+
+    /// Set named inputs of a connection (FastRTC's `set_input`); others keep their
+    /// values. Values are checked against the spec; the handler sees the full list
+    /// before its next call.
+    pub async fn set_input(
+        &self,
+        id: &str,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), HookError> {
+        let handle = self.handle(id)?;
+        let spec = self.spec();
+        let mut updates = Vec::new();
+        for (name, json) in values {
+            let Some((index, input)) = spec
+                .inputs
+                .iter()
+                .enumerate()
+                .find(|(_, i)| &i.name == name)
+            else {
+                return Err(HookError::UnknownInput(name.clone()));
+            };
+            let value =
+                spec::value_from_json(input, json).map_err(|reason| HookError::Invalid {
+                    name: name.clone(),
+                    reason,
+                })?;
+            updates.push((index, value));
+        }
+        let full: Vec<Value> = {
+            let mut current = handle.inputs.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, v) in updates {
+                if let Some(slot) = current.get_mut(i) {
+                    *slot = v;
+                }
+            }
+            current.clone()
+        };
+        handle
+            .commands
+            .send(Command::SetInputs(full))
+            .await
+            .map_err(|_| HookError::UnknownConnection)
+    }
+
+    /// The outputs of a connection as they are emitted (FastRTC's `output_stream`);
+    /// the stream ends when the connection ends.
+    pub fn output_stream(
+        &self,
+        id: &str,
+    ) -> Result<impl FuturesStream<Item = Outputs> + Send + 'static, HookError> {
+        let rx = self.handle(id)?.outputs.subscribe();
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(v) => return Some((v, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+
+    /// Close a connection.
+    pub async fn close(&self, id: &str) -> Result<(), HookError> {
+        let handle = self.handle(id)?;
+        handle
+            .commands
+            .send(Command::Close)
+            .await
+            .map_err(|_| HookError::UnknownConnection)
+    }
+
+    /// A fresh handle for a new connection, with inputs at their defaults.
+    pub(crate) fn new_handle(
+        &self,
+        spec: &StreamSpec,
+    ) -> (ConnectionHandle, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(64);
+        let (outputs, _) = broadcast::channel(64);
+        let handle = ConnectionHandle {
+            commands: tx,
+            outputs,
+            inputs: Arc::new(std::sync::Mutex::new(spec::default_values(spec))),
+        };
+        (handle, rx)
+    }
+}

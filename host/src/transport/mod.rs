@@ -1,0 +1,9 @@
+//! WebRTC transport: one UDP socket shared by every peer, and a sans-IO str0m
+//! peer connection per client driven by the session's task.
+
+mod peer;
+mod stun;
+mod udp;
+
+pub use peer::{OfferError, Peer, PeerEvent, TrackKinds};
+pub use udp::{Datagram, PeerSocket, UdpMux};

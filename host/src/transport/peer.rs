@@ -1,0 +1,404 @@
+//! One client's peer connection: a str0m `Rtc` fed from its [`PeerSocket`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use super::udp::{Datagram, PeerSocket, UdpMux};
+
+/// Why an offer could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// The SDP did not parse or could not be negotiated.
+    #[error("invalid SDP offer: {0}")]
+    Sdp(String),
+}
+
+/// Which kinds of m-line an offer carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackKinds {
+    /// Has an audio m-line.
+    pub audio: bool,
+    /// Has a video m-line.
+    pub video: bool,
+    /// Has a data channel (application m-line).
+    pub data: bool,
+}
+
+impl TrackKinds {
+    /// Read the m-lines of an SDP.
+    pub fn of_sdp(sdp: &str) -> Self {
+        let mut kinds = Self::default();
+        for line in sdp.lines() {
+            match line.split_whitespace().next() {
+                Some("m=audio") => kinds.audio = true,
+                Some("m=video") => kinds.video = true,
+                Some("m=application") => kinds.data = true,
+                _ => {}
+            }
+        }
+        kinds
+    }
+}
+
+/// What the peer connection reports to its session.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up.
+    Connected,
+    /// An audio frame (one Opus packet) arrived.
+    Audio {
+        /// The Opus payload.
+        data: Vec<u8>,
+        /// RTP time in 48 kHz units.
+        rtp_time: u64,
+    },
+    /// A video frame (depacketized) arrived.
+    Video {
+        /// The encoded frame.
+        data: Vec<u8>,
+        /// The codec.
+        codec: Codec,
+        /// RTP time in 90 kHz units.
+        rtp_time: u64,
+        /// Whether the frame follows the previous one without loss.
+        contiguous: bool,
+    },
+    /// The client opened its data channel.
+    ChannelOpen,
+    /// Text arrived on the data channel.
+    ChannelText(String),
+    /// The client asks for a keyframe of our video.
+    KeyframeRequest,
+    /// The connection is gone (closed, ICE failed or disconnected).
+    Closed,
+}
+
+struct Track {
+    mid: Mid,
+    pt: Pt,
+    codec: Codec,
+}
+
+/// A peer connection driven by the session task.
+pub struct Peer {
+    rtc: Rtc,
+    socket: PeerSocket,
+    local: SocketAddr,
+    audio: Option<Track>,
+    video: Option<Track>,
+    video_in: Option<Mid>,
+    channel: Option<ChannelId>,
+    events: VecDeque<PeerEvent>,
+    closed: bool,
+}
+
+fn shared_cert() -> str0m::config::DtlsCert {
+    static CERT: OnceLock<str0m::config::DtlsCert> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let provider = Arc::new(str0m::crypto::from_feature_flags());
+        let _ = std::panic::catch_unwind(|| {
+            str0m::crypto::from_feature_flags().install_process_default()
+        });
+        provider
+            .dtls_provider
+            .generate_certificate()
+            .expect("generate the DTLS certificate")
+    })
+    .clone()
+}
+
+impl Peer {
+    /// Answer `offer` with one host candidate at `advertised` (the shared socket's
+    /// address as clients should reach it), routing the peer's datagrams through `mux`.
+    pub fn accept(
+        mux: &UdpMux,
+        advertised: SocketAddr,
+        offer: &str,
+    ) -> Result<(Self, String), OfferError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Sdp(e.to_string()))?;
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_dtls_cert(shared_cert())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_stats_interval(None)
+            .build(Instant::now());
+        let candidate =
+            Candidate::host(advertised, "udp").map_err(|e| OfferError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer: SdpAnswer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| OfferError::Sdp(e.to_string()))?;
+        let answer = answer.to_sdp_string();
+        let ufrag = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .ok_or_else(|| OfferError::Sdp("answer has no ICE ufrag".into()))?
+            .trim()
+            .to_string();
+        let socket = mux.register(&ufrag);
+        let mut peer = Self {
+            rtc,
+            local: socket.local_addr(),
+            socket,
+            audio: None,
+            video: None,
+            video_in: None,
+            channel: None,
+            events: VecDeque::new(),
+            closed: false,
+        };
+        peer.poll();
+        Ok((peer, answer))
+    }
+
+    /// Add a candidate the client trickled (`candidate:…` line).
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), String> {
+        let line = candidate.trim().trim_start_matches("a=");
+        let c = Candidate::from_sdp_string(line).map_err(|e| e.to_string())?;
+        self.rtc.add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// Whether we can send audio / video to the client.
+    pub fn sends(&self) -> (bool, bool) {
+        (self.audio.is_some(), self.video.is_some())
+    }
+
+    /// The codec of the outgoing video track, if any.
+    pub fn video_codec(&self) -> Option<Codec> {
+        self.video.as_ref().map(|t| t.codec)
+    }
+
+    /// Run str0m until it wants to wait: send what it transmits, queue its events,
+    /// and return when it next needs a timeout.
+    pub fn poll(&mut self) -> Instant {
+        loop {
+            if self.closed {
+                return Instant::now() + std::time::Duration::from_secs(3600);
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return t,
+                Ok(Output::Transmit(t)) => self.socket.send(t.destination, &t.contents),
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => {
+                    tracing::debug!("peer failed: {e}");
+                    self.close_with_event();
+                }
+            }
+        }
+    }
+
+    /// The next queued event.
+    pub fn next_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether a received video frame is waiting to be handled.
+    pub fn has_queued_video(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Video { .. }))
+    }
+
+    /// Wait for this peer's next datagram (cancel-safe).
+    pub async fn recv(&mut self) -> Option<Datagram> {
+        self.socket.recv().await
+    }
+
+    /// Feed a datagram to str0m.
+    pub fn receive(&mut self, d: Datagram) {
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            d.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("peer input failed: {e}");
+        }
+    }
+
+    /// Let str0m handle its timers.
+    pub fn timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!("peer timeout failed: {e}");
+        }
+    }
+
+    /// Send one Opus packet; `rtp_time` counts 48 kHz samples.
+    pub fn write_audio(&mut self, packet: &[u8], rtp_time: u64) {
+        if let Some(t) = &self.audio {
+            let (mid, pt) = (t.mid, t.pt);
+            self.write(
+                mid,
+                pt,
+                MediaTime::new(rtp_time, str0m::media::Frequency::FORTY_EIGHT_KHZ),
+                packet,
+            );
+        }
+    }
+
+    /// Send one encoded video frame; `rtp_time` counts 90 kHz ticks.
+    pub fn write_video(&mut self, frame: &[u8], rtp_time: u64) {
+        if let Some(t) = &self.video {
+            let (mid, pt) = (t.mid, t.pt);
+            self.write(
+                mid,
+                pt,
+                MediaTime::new(rtp_time, str0m::media::Frequency::NINETY_KHZ),
+                frame,
+            );
+        }
+    }
+
+    fn write(&mut self, mid: Mid, pt: Pt, time: MediaTime, data: &[u8]) {
+        let now = Instant::now();
+        if let Some(w) = self.rtc.writer(mid)
+            && let Err(e) = w.write(pt, now, time, data.to_vec())
+        {
+            tracing::debug!("media write failed: {e}");
+        }
+        // Without this the packet would wait for str0m's next timer tick.
+        self.timeout(now);
+    }
+
+    /// Ask the client for a keyframe of the video it sends.
+    pub fn request_keyframe(&mut self) {
+        if let Some(mid) = self.video_in
+            && let Some(mut w) = self.rtc.writer(mid)
+        {
+            let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Send a text message on the data channel; `false` if there is none (yet).
+    pub fn send_text(&mut self, text: &str) -> bool {
+        let Some(id) = self.channel else { return false };
+        match self.rtc.channel(id) {
+            Some(mut ch) => ch.write(false, text.as_bytes()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Whether the data channel is open.
+    pub fn has_channel(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// Close the connection.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.rtc.disconnect();
+            self.poll();
+            self.closed = true;
+        }
+    }
+
+    fn close_with_event(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.events.push_back(PeerEvent::Closed);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.events.push_back(PeerEvent::Connected),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
+                self.close_with_event()
+            }
+            Event::MediaAdded(m) => {
+                let sends = matches!(m.direction, Direction::SendOnly | Direction::SendRecv);
+                if m.kind == MediaKind::Video
+                    && matches!(m.direction, Direction::RecvOnly | Direction::SendRecv)
+                {
+                    self.video_in = Some(m.mid);
+                }
+                if !sends {
+                    return;
+                }
+                let Some(writer) = self.rtc.writer(m.mid) else {
+                    return;
+                };
+                let preferred: &[Codec] = match m.kind {
+                    MediaKind::Audio => &[Codec::Opus],
+                    MediaKind::Video => &[Codec::Vp8, Codec::H264],
+                };
+                let params: Vec<_> = writer
+                    .payload_params()
+                    .map(|p| (p.pt(), p.spec().codec))
+                    .collect();
+                let chosen = preferred
+                    .iter()
+                    .find_map(|c| params.iter().find(|(_, pc)| pc == c))
+                    .map(|&(pt, codec)| Track {
+                        mid: m.mid,
+                        pt,
+                        codec,
+                    });
+                match m.kind {
+                    MediaKind::Audio => self.audio = chosen,
+                    MediaKind::Video => self.video = chosen,
+                }
+            }
+            Event::MediaData(d) => {
+                let codec = d.params.spec().codec;
+                let event = if codec == Codec::Opus {
+                    PeerEvent::Audio {
+                        data: d.data.to_vec(),
+                        rtp_time: d
+                            .time
+                            .rebase(str0m::media::Frequency::FORTY_EIGHT_KHZ)
+                            .numer(),
+                    }
+                } else {
+                    PeerEvent::Video {
+                        data: d.data.to_vec(),
+                        codec,
+                        rtp_time: d.time.rebase(str0m::media::Frequency::NINETY_KHZ).numer(),
+                        contiguous: d.contiguous,
+                    }
+                };
+                self.events.push_back(event);
+            }
+            Event::ChannelOpen(id, _label) => {
+                if self.channel.is_none() {
+                    self.channel = Some(id);
+                    self.events.push_back(PeerEvent::ChannelOpen);
+                }
+            }
+            Event::ChannelData(d) => {
+                if Some(d.id) == self.channel {
+                    let text = String::from_utf8_lossy(&d.data).into_owned();
+                    self.events.push_back(PeerEvent::ChannelText(text));
+                }
+            }
+            Event::ChannelClose(id) => {
+                if Some(id) == self.channel {
+                    self.close_with_event();
+                }
+            }
+            Event::KeyframeRequest(_) => self.events.push_back(PeerEvent::KeyframeRequest),
+            _ => {}
+        }
+    }
+}
