@@ -3,8 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
+use wasmrtc::{Stream, StreamConfig, Transport};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +32,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve one handler as a FastRTC-compatible stream at `/`.
+    Serve {
+        /// The handler component (.wasm, built for wasm32-wasip2).
+        handler: PathBuf,
+        /// HTTP address; WebRTC media uses the same IP and port over UDP.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: SocketAddr,
+        /// UDP address for WebRTC media, if not the HTTP one.
+        #[arg(long)]
+        udp: Option<SocketAddr>,
+        /// Address put in SDP answers (behind NAT, or when listening on 0.0.0.0).
+        #[arg(long)]
+        advertise: Option<IpAddr>,
+        /// Most connections at once (default: unlimited within the instance pool).
+        #[arg(long)]
+        concurrency_limit: Option<usize>,
+        /// Longest a connection may last, in seconds.
+        #[arg(long)]
+        time_limit: Option<f64>,
+    },
 }
 
 #[tokio::main]
@@ -48,15 +73,56 @@ async fn main() -> ExitCode {
     }
 }
 
+fn stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            handler,
+            listen,
+            udp,
+            advertise,
+            concurrency_limit,
+            time_limit,
+        } => {
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let component = runtime
+                .load_file(&stem(&handler), &handler)
+                .await
+                .with_context(|| format!("{} was rejected", handler.display()))?;
+            let http = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let http_addr = http.local_addr()?;
+            let udp = udp.unwrap_or(http_addr);
+            let transport = Transport::bind(udp, advertise)
+                .with_context(|| format!("cannot bind UDP {udp}"))?;
+            let config = StreamConfig {
+                concurrency_limit,
+                time_limit: time_limit.map(Duration::from_secs_f64),
+                ..StreamConfig::default()
+            };
+            let stream = Stream::new(component, transport.clone(), config);
+            let app = stream.mount(axum::Router::new(), "");
+            eprintln!(
+                "wasmrtc: serving {} on http://{http_addr} (WebRTC media on udp {})",
+                handler.display(),
+                transport.advertised()
+            );
+            axum::serve(http, app)
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { handler, json } => {
             let runtime = Runtime::new(RuntimeConfig::default())?;
-            let name = handler
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            match runtime.load_file(&name, &handler).await {
+            match runtime.load_file(&stem(&handler), &handler).await {
                 Ok(component) => {
                     if json {
                         println!("{}", serde_json::to_string_pretty(component.spec())?);
