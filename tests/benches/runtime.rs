@@ -27,21 +27,20 @@ impl Figures {
     }
 }
 
-async fn time<F, Fut>(name: &'static str, runs: usize, mut f: F) -> Figures
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for _ in 0..runs / 10 {
-        f().await;
-    }
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        f().await;
-        samples.push(t.elapsed());
-    }
-    Figures { name, samples }
+/// Time `runs` executions of an async block (after a tenth as many to warm up).
+macro_rules! time {
+    ($name:expr, $runs:expr, $body:expr) => {{
+        for _ in 0..$runs / 10 {
+            $body;
+        }
+        let mut samples = Vec::with_capacity($runs);
+        for _ in 0..$runs {
+            let t = Instant::now();
+            $body;
+            samples.push(t.elapsed());
+        }
+        Figures { name: $name, samples }
+    }};
 }
 
 fn rgb_frame() -> VideoFrame {
@@ -62,50 +61,29 @@ async fn main() {
     let av = rt.load_file("av-echo", guests::AV_ECHO).await.unwrap();
 
     println!("wasmrtc runtime benchmark (release build, one thread)");
-    time("instantiate echo (from InstancePre)", 2000, || async {
-        let inst = echo.instantiate("bench").await.unwrap();
-        drop(inst);
+    time!("instantiate echo (from InstancePre)", 2000, {
+        drop(echo.instantiate("bench").await.unwrap())
     })
-    .await
     .print();
 
     let mut inst: HandlerInstance = echo.instantiate("bench").await.unwrap();
-    let frame = AudioFrame {
-        sample_rate: 48_000,
-        channels: 1,
-        samples: vec![1000; 960],
-    };
-    time("audio 20 ms @48 kHz on-audio + next-audio", 20_000, || {
-        let inst = &mut inst;
-        let frame = &frame;
-        async move {
-            inst.on_audio(frame).await.unwrap();
-            inst.next_audio().await.unwrap().unwrap();
-        }
+    let frame = AudioFrame { sample_rate: 48_000, channels: 1, samples: vec![1000; 960] };
+    time!("audio 20 ms @48 kHz on-audio + next-audio", 20_000, {
+        inst.on_audio(&frame).await.unwrap();
+        inst.next_audio().await.unwrap().unwrap();
     })
-    .await
     .print();
 
     let picture = rgb_frame();
     let mut flipper = flip.instantiate("bench").await.unwrap();
-    time("flip 640x480 rgb24 on-video", 500, || {
-        let inst = &mut flipper;
-        let picture = &picture;
-        async move {
-            inst.on_video(picture).await.unwrap().unwrap();
-        }
+    time!("flip 640x480 rgb24 on-video", 500, {
+        flipper.on_video(&picture).await.unwrap().unwrap();
     })
-    .await
     .print();
 
     let mut copier = av.instantiate("bench").await.unwrap();
-    time("copy-only 640x480 rgb24 on-video", 500, || {
-        let inst = &mut copier;
-        let picture = &picture;
-        async move {
-            inst.on_video(picture).await.unwrap().unwrap();
-        }
+    time!("copy-only 640x480 rgb24 on-video", 500, {
+        copier.on_video(&picture).await.unwrap().unwrap();
     })
-    .await
     .print();
 }

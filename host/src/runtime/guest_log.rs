@@ -14,6 +14,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Longest line kept; the rest of a longer line is cut.
 const MAX_LINE: usize = 1024;
+/// Lines kept to explain a failure.
+const RECENT_LINES: usize = 3;
 /// Largest write accepted at once (the guest loops for more).
 const WRITE_PERMIT: usize = 64 * 1024;
 
@@ -31,7 +33,8 @@ struct LogState {
     connection: Arc<str>,
     name: &'static str,
     line: Vec<u8>,
-    last_line: Option<String>,
+    /// The last few complete lines, oldest first.
+    recent: std::collections::VecDeque<String>,
     /// Token bucket: lines that may be forwarded now.
     tokens: f64,
     rate: f64,
@@ -53,7 +56,7 @@ impl GuestLog {
                 connection: connection.into(),
                 name,
                 line: Vec::new(),
-                last_line: None,
+                recent: std::collections::VecDeque::new(),
                 tokens: rate,
                 rate,
                 refilled: Instant::now(),
@@ -62,14 +65,20 @@ impl GuestLog {
         }
     }
 
-    /// The last complete (or pending) line the guest wrote, e.g. a panic message.
-    pub(crate) fn last_line(&self) -> Option<String> {
+    /// What the guest last said that explains a failure: its last lines, without
+    /// Rust's "note: run with `RUST_BACKTRACE=1`" hint, e.g. a panic message.
+    pub(crate) fn last_words(&self) -> Option<String> {
         let state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if state.line.is_empty() {
-            state.last_line.clone()
-        } else {
-            Some(String::from_utf8_lossy(&state.line).into_owned())
-        }
+        let pending = String::from_utf8_lossy(&state.line).into_owned();
+        let words: Vec<&str> = state
+            .recent
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(pending.as_str()))
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+            .collect();
+        (!words.is_empty()).then(|| words.join(" "))
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -112,7 +121,10 @@ impl LogState {
         } else {
             self.dropped += 1;
         }
-        self.last_line = Some(text);
+        if self.recent.len() == RECENT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(text);
     }
 }
 

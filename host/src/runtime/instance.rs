@@ -187,9 +187,9 @@ impl HandlerInstance {
                 .downcast_ref::<Trap>()
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| format!("{err}"));
-            let message = match state.stderr.last_line() {
-                Some(line) if !line.trim().is_empty() => format!("{trap} ({})", line.trim()),
-                _ => trap,
+            let message = match state.stderr.last_words() {
+                Some(words) => format!("{trap} ({words})"),
+                None => trap,
             };
             CallError::Trap { call, message }
         })

@@ -131,7 +131,14 @@ async fn an_output_flood_is_stopped_and_bounded() {
 
 #[tokio::test]
 async fn a_stdout_flood_is_rate_limited_not_buffered() {
-    let flood = load(guests::HOSTILE_STDOUT, InstanceLimits::default()).await;
+    // 200 000 lines per call take far more than the default CPU budget; give them room,
+    // since what is tested here is that the lines are rate-limited, not buffered.
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_secs(10),
+        wall_per_call: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let flood = load(guests::HOSTILE_STDOUT, limits).await;
     let mut inst = flood.instantiate("s").await.unwrap();
     let before = rss();
     for _ in 0..5 {
