@@ -1,5 +1,8 @@
 //! Reply bodies shared by the routes: FastRTC's soft failures and FastAPI-style 422s.
 
+// A route answers its error at once, so the size of `Response` in `Err` costs nothing.
+#![allow(clippy::result_large_err)]
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -307,9 +307,7 @@ impl WebRtcSession {
                 }
             }
             PeerEvent::Audio { data, .. } => {
-                let Some(input) = media.audio_in.as_mut() else {
-                    return None;
-                };
+                let input = media.audio_in.as_mut()?;
                 let frame = match input.frame(&data) {
                     Ok(Some(f)) => f,
                     Ok(None) => return None,
@@ -333,9 +331,7 @@ impl WebRtcSession {
                 if codec != str0m::format::Codec::Vp8 {
                     return None;
                 }
-                let Some(input) = media.video_in.as_mut() else {
-                    return None;
-                };
+                let input = media.video_in.as_mut()?;
                 let ts = rtp_time * 100 / 9;
                 match input.decode(&data, contiguous, ts) {
                     Decoded::Frame(frame) => {

@@ -380,23 +380,15 @@ impl Peer {
                 };
                 self.events.push_back(event);
             }
-            Event::ChannelOpen(id, _label) => {
-                if self.channel.is_none() {
-                    self.channel = Some(id);
-                    self.events.push_back(PeerEvent::ChannelOpen);
-                }
+            Event::ChannelOpen(id, _label) if self.channel.is_none() => {
+                self.channel = Some(id);
+                self.events.push_back(PeerEvent::ChannelOpen);
             }
-            Event::ChannelData(d) => {
-                if Some(d.id) == self.channel {
-                    let text = String::from_utf8_lossy(&d.data).into_owned();
-                    self.events.push_back(PeerEvent::ChannelText(text));
-                }
+            Event::ChannelData(d) if Some(d.id) == self.channel => {
+                let text = String::from_utf8_lossy(&d.data).into_owned();
+                self.events.push_back(PeerEvent::ChannelText(text));
             }
-            Event::ChannelClose(id) => {
-                if Some(id) == self.channel {
-                    self.close_with_event();
-                }
-            }
+            Event::ChannelClose(id) if Some(id) == self.channel => self.close_with_event(),
             Event::KeyframeRequest(_) => self.events.push_back(PeerEvent::KeyframeRequest),
             _ => {}
         }

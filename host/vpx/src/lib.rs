@@ -92,7 +92,7 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
-    /// Real-time defaults for a picture size: 30 fps, `cpu_used` 10, key frame at most every
+    /// Real-time defaults for a picture size: 30 fps, `cpu_used` 14, key frame at most every
     /// 3 s, one thread, and the given bitrate.
     pub fn realtime(width: u32, height: u32, bitrate_kbps: u32) -> Self {
         EncoderConfig {
@@ -100,7 +100,7 @@ impl EncoderConfig {
             height,
             bitrate_kbps,
             fps: 30,
-            cpu_used: 10,
+            cpu_used: 14,
             keyframe_interval: 90,
             threads: 1,
         }
@@ -566,6 +566,32 @@ mod tests {
             .sum::<f64>()
             / (w * h) as f64;
         assert!((y_mean - 90.0).abs() < 2.0, "luma mean {y_mean}");
+    }
+
+    #[test]
+    fn odd_size_round_trip() {
+        // Odd sizes exercise the chroma rounding and the decoder's padded strides.
+        let (w, h) = (33u32, 17u32);
+        let mut enc = Encoder::new(EncoderConfig::realtime(w, h, 200)).unwrap();
+        let mut dec = Decoder::new(1).unwrap();
+        let mut pic = vec![128u8; i420_len(w, h)];
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                pic[y * w as usize + x] = (40 + x * 5) as u8;
+            }
+        }
+        let packets = enc.encode(&pic, 0, false).unwrap();
+        let img = dec.decode(&packets[0].data).unwrap().unwrap();
+        assert_eq!((img.width, img.height), (w, h));
+        assert_eq!(img.data.len(), pic.len());
+        let mean_err = img
+            .data
+            .iter()
+            .zip(&pic)
+            .map(|(&a, &b)| f64::from(a.abs_diff(b)))
+            .sum::<f64>()
+            / pic.len() as f64;
+        assert!(mean_err < 2.0, "mean error {mean_err}");
     }
 
     #[test]
