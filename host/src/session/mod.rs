@@ -3,6 +3,7 @@
 
 mod admission;
 mod audio;
+mod effects;
 pub mod messages;
 mod registry;
 mod video;

@@ -7,13 +7,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::Slot;
 use super::audio::{AudioIn, AudioOut};
-use super::messages;
 use super::registry::{Command, Connections, Outputs};
 use super::video::{Decoded, VideoIn, VideoOut};
-use crate::runtime::{
-    CallError, HandlerInstance, HostEvent, Modality, Mode, NotifyLevel, StreamSpec, VideoFrame,
-    spec,
-};
+use super::{effects, messages};
+use crate::runtime::{CallError, HandlerInstance, Modality, Mode, StreamSpec, VideoFrame};
 use crate::transport::{Peer, PeerEvent};
 
 /// Timing rules of a session.
@@ -368,40 +365,16 @@ impl WebRtcSession {
 
     /// Act on what the handler raised during its last call.
     fn handle_events(&mut self, media: &mut Media) -> Option<End> {
-        let mut end = None;
-        for event in self.instance.take_events() {
-            match event {
-                HostEvent::Outputs(values) => {
-                    let map: serde_json::Map<_, _> = self
-                        .spec
-                        .outputs
-                        .iter()
-                        .zip(&values)
-                        .map(|(o, v)| (o.name.clone(), spec::value_to_json(v)))
-                        .collect();
-                    let _ = self.outputs.send(std::sync::Arc::new(map));
-                    self.send(&messages::fetch_output());
-                }
-                HostEvent::Notify(level, message) => {
-                    let text = match level {
-                        NotifyLevel::Log => messages::log(&message),
-                        NotifyLevel::Warning => messages::warning(&message),
-                        NotifyLevel::Error => messages::error(&message),
-                    };
-                    self.send(&text);
-                }
-                HostEvent::CloseStream(reason) => {
-                    self.send(&messages::end_stream(&reason));
-                    end = Some(End::Closed);
-                }
-                HostEvent::ClearAudio => {
-                    if let Some(out) = media.audio_out.as_mut() {
-                        out.clear();
-                    }
-                }
-            }
+        let fx = effects::apply(self.instance.take_events(), &self.spec, &self.outputs);
+        for m in &fx.messages {
+            self.send(m);
         }
-        end
+        if fx.clear_audio
+            && let Some(out) = media.audio_out.as_mut()
+        {
+            out.clear();
+        }
+        fx.close.map(|_| End::Closed)
     }
 
     fn fail(&mut self, e: CallError) -> End {
