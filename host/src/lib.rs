@@ -6,6 +6,7 @@
 //! resampling, colour), [`session`] (one per connection), [`runtime`] (the wasm
 //! sandbox) and [`http`] (FastRTC's routes). [`Stream`] ties them together.
 
+pub mod config;
 pub mod http;
 pub mod media;
 pub mod runtime;

@@ -32,13 +32,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve one handler as a FastRTC-compatible stream at `/`.
+    /// Serve one handler as a FastRTC-compatible stream at `/`, or the streams of a
+    /// configuration file under their prefixes.
     Serve {
         /// The handler component (.wasm, built for wasm32-wasip2).
-        handler: PathBuf,
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        handler: Option<PathBuf>,
+        /// A configuration file declaring several streams (see `wasmrtc::config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// HTTP address; WebRTC media uses the same IP and port over UDP.
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        listen: SocketAddr,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// UDP address for WebRTC media, if not the HTTP one.
         #[arg(long)]
         udp: Option<SocketAddr>,
@@ -83,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve {
             handler,
+            config,
             listen,
             udp,
             advertise,
@@ -90,27 +96,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             time_limit,
         } => {
             let runtime = Runtime::new(RuntimeConfig::default())?;
-            let component = runtime
-                .load_file(&stem(&handler), &handler)
-                .await
-                .with_context(|| format!("{} was rejected", handler.display()))?;
+            // (name, component path, prefix, limits)
+            let mut entries = Vec::new();
+            let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
+            if let Some(path) = &config {
+                let file = wasmrtc::config::load(path)?;
+                (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
+                for s in file.streams {
+                    let limits = StreamConfig {
+                        concurrency_limit: s.concurrency_limit,
+                        time_limit: s.time_limit.map(Duration::from_secs_f64),
+                        connect_timeout: s.connect_timeout.map_or(
+                            StreamConfig::default().connect_timeout,
+                            Duration::from_secs_f64,
+                        ),
+                    };
+                    let prefix = s.prefix();
+                    entries.push((
+                        s.name.into_inner(),
+                        s.component.into_inner(),
+                        prefix,
+                        limits,
+                    ));
+                }
+            } else if let Some(handler) = handler {
+                let limits = StreamConfig {
+                    concurrency_limit,
+                    time_limit: time_limit.map(Duration::from_secs_f64),
+                    ..StreamConfig::default()
+                };
+                entries.push((stem(&handler), handler, String::new(), limits));
+            }
+            let listen = listen
+                .or(listen_cfg)
+                .unwrap_or(([127, 0, 0, 1], 8000).into());
             let http = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let http_addr = http.local_addr()?;
-            let udp = udp.unwrap_or(http_addr);
-            let transport = Transport::bind(udp, advertise)
+            let udp = udp.or(udp_cfg).unwrap_or(http_addr);
+            let transport = Transport::bind(udp, advertise.or(advertise_cfg))
                 .with_context(|| format!("cannot bind UDP {udp}"))?;
-            let config = StreamConfig {
-                concurrency_limit,
-                time_limit: time_limit.map(Duration::from_secs_f64),
-                ..StreamConfig::default()
-            };
-            let stream = Stream::new(component, transport.clone(), config);
-            let app = stream.mount(axum::Router::new(), "");
+            let mut streams = Vec::new();
+            for (name, path, prefix, limits) in entries {
+                let component = runtime
+                    .load_file(&name, &path)
+                    .await
+                    .with_context(|| format!("{} was rejected", path.display()))?;
+                eprintln!("wasmrtc: stream {name} ({}) at {prefix}/", path.display());
+                streams.push((prefix, Stream::new(component, transport.clone(), limits)));
+            }
+            let app = wasmrtc::http::app(&streams);
             eprintln!(
-                "wasmrtc: serving {} on http://{http_addr} (WebRTC media on udp {})",
-                handler.display(),
+                "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",
                 transport.advertised()
             );
             axum::serve(http, app)

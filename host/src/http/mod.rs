@@ -1,12 +1,19 @@
 //! HTTP routes of a stream, speaking FastRTC's protocol: signaling, input and output hooks.
 
+mod app;
 mod hooks;
 mod offer;
+pub mod openapi;
 mod reply;
+mod telephone;
+mod ui;
+mod websocket;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+
+pub use app::app;
 
 use crate::Stream;
 
@@ -19,6 +26,15 @@ pub(crate) fn stream_routes(stream: Stream) -> Router {
         .route("/webrtc/offer", post(offer::offer))
         .route("/input_hook", post(hooks::input_hook))
         .route("/outputs", get(hooks::outputs))
+        .route("/websocket/offer", get(websocket::offer))
+        .route(
+            "/telephone/incoming",
+            post(telephone::incoming).get(telephone::incoming),
+        )
+        .route("/telephone/handler", get(telephone::handler))
+        .route("/", get(ui::page))
+        .route("/spec", get(ui::spec))
+        .route("/ui/{file}", get(ui::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(stream)
 }

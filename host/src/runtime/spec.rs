@@ -203,21 +203,34 @@ pub fn frame_len(format: PixelFormat, width: u32, height: u32) -> usize {
     }
 }
 
+/// FastRTC's name of a modality: `audio`, `video` or `audio-video`.
+pub fn modality_name(m: Modality) -> &'static str {
+    match m {
+        Modality::Audio => "audio",
+        Modality::Video => "video",
+        Modality::AudioVideo => "audio-video",
+    }
+}
+
+/// FastRTC's name of a mode: `send-receive`, `send` or `receive`.
+pub fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::SendReceive => "send-receive",
+        Mode::Send => "send",
+        Mode::Receive => "receive",
+    }
+}
+
 /// A human-readable summary of a spec, one fact per line.
 pub fn describe_text(spec: &StreamSpec) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let modality = match spec.modality {
-        Modality::Audio => "audio",
-        Modality::Video => "video",
-        Modality::AudioVideo => "audio-video",
-    };
-    let mode = match spec.mode {
-        Mode::SendReceive => "send-receive",
-        Mode::Send => "send",
-        Mode::Receive => "receive",
-    };
-    let _ = writeln!(out, "modality: {modality}\nmode: {mode}");
+    let _ = writeln!(
+        out,
+        "modality: {}\nmode: {}",
+        modality_name(spec.modality),
+        mode_name(spec.mode)
+    );
     if spec.modality != Modality::Video {
         let _ = writeln!(
             out,
