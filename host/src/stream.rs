@@ -128,6 +128,13 @@ impl Stream {
             .clone()
     }
 
+    /// Serve new connections with `component` from now on (hot swap); connections
+    /// already open keep the instance they started with. Returns the previous one.
+    pub fn replace_component(&self, component: HandlerComponent) -> HandlerComponent {
+        let mut slot = self.inner.component.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, component)
+    }
+
     /// The handler's spec.
     pub fn spec(&self) -> StreamSpec {
         self.component().spec().clone()
