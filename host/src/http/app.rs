@@ -23,6 +23,10 @@ pub fn app(streams: &[(String, Stream)]) -> Router {
     }
     let docs = super::openapi::document(streams.iter().map(|(p, s)| (s.name(), p.as_str())));
     router = router.merge(super::openapi::route(docs));
+    router = router.route(
+        "/stats",
+        get(|| async { axum::Json(crate::session::stats::snapshot()) }),
+    );
     if !streams
         .iter()
         .any(|(p, _)| p.trim_end_matches('/').is_empty())

@@ -56,6 +56,9 @@ pub enum MediaError {
     /// libvpx (VP8) reported an error.
     #[error("vp8: {0}")]
     Vp8(#[from] wasmrtc_vpx::Error),
+    /// OpenH264 (H.264) reported an error.
+    #[error("h264: {0}")]
+    H264(String),
     /// Colour conversion failed.
     #[error("colour conversion: {0}")]
     Color(#[from] yuv::YuvError),

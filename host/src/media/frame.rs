@@ -213,6 +213,17 @@ impl Picture {
     }
 }
 
+/// One compressed video frame, as a codec produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// The codec bitstream of the frame (VP8 frame, or H.264 access unit in Annex B form).
+    pub data: Vec<u8>,
+    /// Whether the frame decodes on its own (VP8 key frame, H.264 IDR/I frame).
+    pub keyframe: bool,
+    /// Timestamp of the source picture, in microseconds.
+    pub timestamp_us: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

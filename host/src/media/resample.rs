@@ -174,8 +174,8 @@ impl Resampler {
             }
             e.run_block(ch, &mut result)?;
         }
-        let surplus = (e.frames_out - expected_total) as usize;
-        result.truncate(result.len() - surplus * ch);
+        let surplus = e.frames_out.saturating_sub(expected_total) as usize;
+        result.truncate(result.len().saturating_sub(surplus * ch));
         self.reset();
         Ok(result)
     }

@@ -1,7 +1,7 @@
 //! VP8 encoding and decoding of whole frames (RTP depacketization happens elsewhere), via the
 //! system libvpx through the `wasmrtc-vpx` crate.
 
-use super::{MediaError, Picture, PixelFormat};
+use super::{EncodedFrame, MediaError, Picture, PixelFormat};
 
 /// Settings of a [`Vp8Encoder`]; the defaults suit 640x480 at 30 fps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +29,6 @@ impl Default for Settings {
             threads: 1,
         }
     }
-}
-
-/// One compressed video frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedFrame {
-    /// The codec bitstream of the frame.
-    pub data: Vec<u8>,
-    /// Whether the frame decodes on its own.
-    pub keyframe: bool,
-    /// Timestamp of the source picture, in microseconds.
-    pub timestamp_us: u64,
 }
 
 /// A real-time VP8 encoder (one pass, CBR, no lag, error resilient, deadline realtime).

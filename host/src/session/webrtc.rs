@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::Slot;
 use super::audio::{AudioIn, AudioOut};
 use super::registry::{Command, Connections, Outputs};
+use super::stats::{self, Stage};
 use super::video::{Decoded, VideoIn, VideoOut};
 use super::{effects, messages};
 use crate::runtime::{CallError, HandlerInstance, Modality, Mode, StreamSpec, VideoFrame};
@@ -129,7 +130,7 @@ impl WebRtcSession {
             .map(|l| (l / 2).min(Duration::from_secs(5)));
 
         loop {
-            let rtc_wake = self.peer.poll();
+            let rtc_wake = stats::time(Stage::Transport, || self.peer.poll());
             while let Some(event) = self.peer.next_event() {
                 if let Some(end) = self
                     .on_peer_event(event, &mut media, &mut connected_at)
@@ -181,15 +182,15 @@ impl WebRtcSession {
             }
             tokio::select! {
                 d = self.peer.recv() => match d {
-                    Some(d) => self.peer.receive(d),
+                    Some(d) => stats::time(Stage::Transport, || self.peer.receive(d)),
                     None => return End::PeerGone,
                 },
                 _ = tokio::time::sleep_until(wake.max(Instant::now()).into()) => {
-                    self.peer.timeout(Instant::now());
+                    stats::time(Stage::Transport, || self.peer.timeout(Instant::now()));
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::SetInputs(values)) => {
-                        let r = self.instance.set_inputs(&values).await;
+                        let r = { let start = Instant::now(); let r = self.instance.set_inputs(&values).await; stats::add(Stage::Handler, start); r };
                         if let Some(end) = self.after_call(r, &mut media) {
                             return end;
                         }
@@ -212,7 +213,12 @@ impl WebRtcSession {
             let mut asks = 0;
             while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio) && asks < 8 {
                 asks += 1;
-                let frame = match self.instance.next_audio().await {
+                let frame = match {
+                    let start = Instant::now();
+                    let r = self.instance.next_audio().await;
+                    stats::add(Stage::Handler, start);
+                    r
+                } {
                     Ok(f) => f,
                     Err(e) => return Some(self.fail(e)),
                 };
@@ -222,13 +228,15 @@ impl WebRtcSession {
                 let (Some(f), Some(out)) = (frame, media.audio_out.as_mut()) else {
                     break;
                 };
-                if let Err(e) = out.push(f) {
+                if let Err(e) = stats::time(Stage::Codec, || out.push(f)) {
                     tracing::debug!("bad handler audio: {e}");
                 }
             }
             while let Some(out) = media.audio_out.as_mut() {
-                match out.due(Instant::now()) {
-                    Ok(Some((packet, time))) => self.peer.write_audio(&packet, time),
+                match stats::time(Stage::Codec, || out.due(Instant::now())) {
+                    Ok(Some((packet, time))) => {
+                        stats::time(Stage::Transport, || self.peer.write_audio(&packet, time))
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!("opus encode failed: {e}");
@@ -246,7 +254,12 @@ impl WebRtcSession {
                 } else {
                     due + period
                 });
-                let r = self.instance.next_video().await;
+                let r = {
+                    let start = Instant::now();
+                    let r = self.instance.next_video().await;
+                    stats::add(Stage::Handler, start);
+                    r
+                };
                 match r {
                     Ok(Some(f)) => self.send_video(media, f, now),
                     Ok(None) => {}
@@ -265,11 +278,14 @@ impl WebRtcSession {
             return;
         };
         let rtp_time = (now.duration_since(media.started).as_micros() as u64) * 9 / 100;
-        match out.encode(frame) {
+        let encoded = stats::time(Stage::Codec, || out.encode(frame));
+        match encoded {
             Ok(frames) => {
+                let start = Instant::now();
                 for f in frames {
                     self.peer.write_video(&f, rtp_time);
                 }
+                stats::add(Stage::Transport, start);
             }
             Err(e) => tracing::debug!(connection = %self.id, "video encode failed: {e}"),
         }
@@ -284,6 +300,10 @@ impl WebRtcSession {
         match event {
             PeerEvent::Connected => {
                 *connected_at = Some(Instant::now());
+                // str0m announces the negotiated tracks (MediaAdded) only once connected.
+                if let Ok(m) = self.media() {
+                    *media = m;
+                }
                 tracing::info!(stream = %self.stream, connection = %self.id, "connected");
             }
             PeerEvent::Closed => return Some(End::PeerGone),
@@ -305,7 +325,7 @@ impl WebRtcSession {
             }
             PeerEvent::Audio { data, .. } => {
                 let input = media.audio_in.as_mut()?;
-                let frame = match input.frame(&data) {
+                let frame = match stats::time(Stage::Codec, || input.frame(&data)) {
                     Ok(Some(f)) => f,
                     Ok(None) => return None,
                     Err(e) => {
@@ -313,7 +333,12 @@ impl WebRtcSession {
                         return None;
                     }
                 };
-                let r = self.instance.on_audio(&frame).await;
+                let r = {
+                    let start = Instant::now();
+                    let r = self.instance.on_audio(&frame).await;
+                    stats::add(Stage::Handler, start);
+                    r
+                };
                 if let Some(end) = self.after_call(r, media) {
                     return Some(end);
                 }
@@ -330,14 +355,19 @@ impl WebRtcSession {
                 }
                 let input = media.video_in.as_mut()?;
                 let ts = rtp_time * 100 / 9;
-                match input.decode(&data, contiguous, ts) {
+                match stats::time(Stage::Codec, || input.decode(&data, contiguous, ts)) {
                     Decoded::Frame(frame) => {
                         // Backpressure: when more video is already waiting, skip the
                         // handler for this frame (it was decoded to keep the reference).
                         if self.peer.has_queued_video() {
                             return None;
                         }
-                        let r = self.instance.on_video(&frame).await;
+                        let r = {
+                            let start = Instant::now();
+                            let r = self.instance.on_video(&frame).await;
+                            stats::add(Stage::Handler, start);
+                            r
+                        };
                         let now = Instant::now();
                         match r {
                             Ok(Some(out)) if self.spec.mode == Mode::SendReceive => {
