@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything wasmrtc needs beyond a Rust toolchain, Python and Node:
 # the wasm32-wasip2 target, the C libraries and tools the codecs build against,
-# and (with --browser) Chromium and playwright-core for the browser tests.
+# and, with --all (what the test suite needs), Chromium and playwright-core for
+# the browser tests and the Python, JavaScript and C handler toolchains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null
 
 apt_packages=(cmake pkg-config libvpx-dev nasm clang)
-if [[ "${1:-}" == "--browser" ]]; then
+if [[ "${1:-}" == "--all" || "${1:-}" == "--browser" ]]; then
   apt_packages+=(chromium)
 fi
 missing=()
@@ -21,6 +22,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [[ "${1:-}" == "--browser" && ! -d tests/browser/node_modules/playwright-core ]]; then
-  (cd tests/browser && npm install --no-audit --no-fund --silent)
+if [[ "${1:-}" == "--all" || "${1:-}" == "--browser" ]] && [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent 2>/dev/null || npm install --no-audit --no-fund --silent)
+fi
+
+if [[ "${1:-}" == "--all" ]]; then
+  bash scripts/setup-languages.sh
 fi
