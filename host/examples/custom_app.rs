@@ -34,7 +34,10 @@ struct InputData {
 }
 
 /// The app's own input hook: forwards to `Stream::set_input` (FastRTC's `set_input`).
-async fn input_hook(State(stream): State<Stream>, Json(data): Json<InputData>) -> impl IntoResponse {
+async fn input_hook(
+    State(stream): State<Stream>,
+    Json(data): Json<InputData>,
+) -> impl IntoResponse {
     match stream.set_input(&data.webrtc_id, &data.values).await {
         Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
@@ -66,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
     let handler = args
         .next()
         .unwrap_or_else(|| "examples-guests/target/wasm32-wasip2/release/brightness.wasm".into());
-    let listen: std::net::SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into()).parse()?;
+    let listen: std::net::SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8080".into())
+        .parse()?;
 
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let component = runtime.load_file("brightness", &handler).await?;

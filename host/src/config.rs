@@ -12,12 +12,28 @@
 //! concurrency_limit = 4
 //! time_limit = 60                   # seconds
 //! ```
+//!
+//! Tenants who upload their own handlers over the admin API (`wasmrtc::tenancy`) are
+//! declared with `[[tenant]]` (see [`TenantConfig`]); their streams and components
+//! are kept under `data_dir` (relative to this file), and the host serves them again
+//! after a restart. A file may declare streams, tenants or both.
+//!
+//! ```toml
+//! data_dir = "data"
+//!
+//! [[tenant]]
+//! name = "acme"
+//! token_sha256 = "…"                # printf %s "$TOKEN" | sha256sum
+//! max_streams = 10
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use crate::tenancy::TenantConfig;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -32,6 +48,12 @@ pub struct HostConfig {
     /// The streams.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamEntry>,
+    /// Where tenants' streams and components are kept; needed with `[[tenant]]`.
+    /// Relative to the file (absolute or relative to the current directory once loaded).
+    pub data_dir: Option<PathBuf>,
+    /// Tenants of the admin API.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
 }
 
 /// One `[[stream]]`.
@@ -87,10 +109,19 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let mut config: HostConfig =
         toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
-    if config.streams.is_empty() {
-        return Err(err("no [[stream]] declared".into()));
+    if config.streams.is_empty() && config.tenants.is_empty() {
+        return Err(err("no [[stream]] or [[tenant]] declared".into()));
     }
     let base = path.parent().unwrap_or(Path::new("."));
+    if !config.tenants.is_empty() {
+        let Some(dir) = &config.data_dir else {
+            return Err(err(
+                "[[tenant]] needs `data_dir`, the directory where their streams are kept".into(),
+            ));
+        };
+        config.data_dir = Some(base.join(dir));
+        crate::tenancy::Tenants::new(config.tenants.clone()).map_err(err)?;
+    }
     let mut names = std::collections::HashSet::new();
     let mut prefixes = std::collections::HashSet::new();
     for s in &mut config.streams {
@@ -129,6 +160,18 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
             ));
         }
         let prefix = s.prefix();
+        if !config.tenants.is_empty()
+            && ["/t", "/api", "/metrics"]
+                .iter()
+                .any(|r| prefix == *r || prefix.starts_with(&format!("{r}/")))
+        {
+            let span = s.prefix.as_ref().map_or(s.name.span(), Spanned::span);
+            return Err(at(
+                span,
+                "prefix",
+                format!("prefix {prefix:?} is taken by tenants' streams, /api or /metrics"),
+            ));
+        }
         if !prefixes.insert(prefix.clone()) {
             let span = s.prefix.as_ref().map_or(s.name.span(), Spanned::span);
             return Err(at(
@@ -161,4 +204,56 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         }
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(tag: &str, text: &str) -> Result<HostConfig, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("wasmrtc-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wasmrtc.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = load(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    const TENANT: &str = "[[tenant]]\nname = \"acme\"\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\nmax_streams = 3\n";
+
+    #[test]
+    fn tenants_need_a_data_dir_and_get_default_quotas() {
+        let err = load_text("no-dir", TENANT).unwrap_err();
+        assert!(err.message.contains("data_dir"), "{err}");
+        let config = load_text("tenant", &format!("data_dir = \"data\"\n{TENANT}")).unwrap();
+        assert!(config.streams.is_empty());
+        assert!(config.data_dir.unwrap().ends_with("data"));
+        let t = &config.tenants[0];
+        assert_eq!((t.name.as_str(), t.max_streams), ("acme", 3));
+        assert_eq!(
+            t.max_component_mb,
+            crate::tenancy::tenants::defaults::max_component_mb()
+        );
+    }
+
+    #[test]
+    fn bad_tenants_are_refused() {
+        let bad_hash = TENANT.replace("9f86", "zz86");
+        let err = load_text("bad-hash", &format!("data_dir = \"d\"\n{bad_hash}")).unwrap_err();
+        assert!(err.message.contains("64 hex digits"), "{err}");
+        let err = load_text(
+            "unknown-key",
+            &format!("data_dir = \"d\"\n{TENANT}colour = 1\n"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("colour"), "{err}");
+        let taken = format!(
+            "data_dir = \"d\"\n{TENANT}[[stream]]\nname = \"x\"\ncomponent = \"x.wasm\"\nprefix = \"/api/x\"\n"
+        );
+        let err = load_text("taken", &taken).unwrap_err();
+        assert!(err.message.contains("is taken"), "{err}");
+        let err = load_text("empty", "listen = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.message.contains("[[tenant]]"), "{err}");
+    }
 }

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
+use wasmrtc::tenancy::client::{self, Client};
+use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
 use wasmrtc::{Stream, StreamConfig, Transport};
 
 #[derive(Parser)]
@@ -32,8 +36,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve one handler as a FastRTC-compatible stream at `/`, or the streams of a
-    /// configuration file under their prefixes.
+    /// Serve one handler as a FastRTC-compatible stream at `/`, or the streams and
+    /// tenants of a configuration file (tenants' streams under `/t/{tenant}/{stream}/`,
+    /// the admin API under `/api`, metrics at `/metrics`).
     Serve {
         /// The handler component (.wasm, built for wasm32-wasip2).
         #[arg(required_unless_present = "config", conflicts_with = "config")]
@@ -57,6 +62,42 @@ enum Command {
         #[arg(long)]
         time_limit: Option<f64>,
     },
+    /// Upload a handler as a new version of one of your streams on a host, and make it
+    /// the one new connections get (the stream is created if it does not exist).
+    Deploy {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The stream's name.
+        stream: String,
+        /// The handler component (.wasm, built for wasm32-wasip2).
+        handler: PathBuf,
+    },
+    /// List your streams on a host.
+    Streams {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give new connections of a stream the version active before its last activation.
+    Rollback {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The stream's name.
+        stream: String,
+    },
+}
+
+/// Where the admin API is and who is asking.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The host's URL.
+    #[arg(long, env = "WASMRTC_SERVER", default_value = "http://127.0.0.1:8000")]
+    server: String,
+    /// Your tenant's bearer token.
+    #[arg(long, env = "WASMRTC_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[tokio::main]
@@ -99,9 +140,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // (name, component path, prefix, limits)
             let mut entries = Vec::new();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
+            // (data_dir, tenants) when the file declares tenants.
+            let mut hosting = None;
             if let Some(path) = &config {
                 let file = wasmrtc::config::load(path)?;
                 (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
+                if let Some(dir) = file.data_dir.filter(|_| !file.tenants.is_empty()) {
+                    hosting = Some((dir, file.tenants));
+                }
                 for s in file.streams {
                     let limits = StreamConfig {
                         concurrency_limit: s.concurrency_limit,
@@ -146,7 +192,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("wasmrtc: stream {name} ({}) at {prefix}/", path.display());
                 streams.push((prefix, Stream::new(component, transport.clone(), limits)));
             }
-            let app = wasmrtc::http::app(&streams);
+            let mut app = wasmrtc::http::app(&streams);
+            if let Some((dir, tenants)) = hosting {
+                let tenants = Tenants::new(tenants).map_err(|e| anyhow::anyhow!(e))?;
+                let names: Vec<String> = tenants.iter().map(|t| t.name().to_string()).collect();
+                let store = SqliteStore::open(&dir)
+                    .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+                let registry =
+                    Registry::open(runtime.clone(), transport.clone(), tenants, Arc::new(store))
+                        .await
+                        .context("cannot restore the hosted streams")?;
+                for live in registry.list(None) {
+                    eprintln!(
+                        "wasmrtc: stream {}/{} at {} (version {})",
+                        live.tenant().name(),
+                        live.name(),
+                        live.url(),
+                        live.active_version()
+                            .map_or("none".to_string(), |v| v.to_string())
+                    );
+                }
+                eprintln!(
+                    "wasmrtc: tenants {} (admin API at /api, data in {})",
+                    names.join(", "),
+                    dir.display()
+                );
+                app = app.merge(registry.router(&streams));
+            }
             eprintln!(
                 "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",
                 transport.advertised()
@@ -156,6 +228,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            server,
+            stream,
+            handler,
+        } => {
+            let client = Client::new(&server.server, &server.token)?;
+            let reply = client.deploy(&stream, &handler).await?;
+            let field = |k: &str| reply.get(k).cloned().unwrap_or_default();
+            println!(
+                "deployed {} to `{stream}` as version {} (sha256 {}, {} bytes)",
+                handler.display(),
+                field("version"),
+                field("sha256").as_str().unwrap_or("?"),
+                field("size"),
+            );
+            println!(
+                "new connections get it at {}{}",
+                client.server(),
+                field("url").as_str().unwrap_or("")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Streams { server, json } => {
+            let client = Client::new(&server.server, &server.token)?;
+            let listing = client.streams().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else {
+                print!("{}", client::streams_table(&listing));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollback { server, stream } => {
+            let client = Client::new(&server.server, &server.token)?;
+            let reply = client.rollback(&stream).await?;
+            let version = |k: &str| {
+                reply
+                    .get(k)
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or("none".to_string(), |v| format!("version {v}"))
+            };
+            println!(
+                "`{stream}`: rolled back from {} to {}; new connections get {}",
+                version("from"),
+                version("active_version"),
+                version("active_version")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { handler, json } => {

@@ -102,10 +102,32 @@ pub(crate) struct StreamInner {
 impl Stream {
     /// A stream serving `component` over `transport`.
     pub fn new(component: HandlerComponent, transport: Transport, config: StreamConfig) -> Self {
+        let admission = Admission::new(config.concurrency_limit);
+        Self::with_admission(component, transport, config, admission)
+    }
+
+    /// Like [`Stream::new`], but every connection also takes a slot of `parent` (e.g. a
+    /// tenant's quota of connections across its streams).
+    pub fn new_within(
+        component: HandlerComponent,
+        transport: Transport,
+        config: StreamConfig,
+        parent: &Admission,
+    ) -> Self {
+        let admission = Admission::new(config.concurrency_limit).within(parent);
+        Self::with_admission(component, transport, config, admission)
+    }
+
+    fn with_admission(
+        component: HandlerComponent,
+        transport: Transport,
+        config: StreamConfig,
+        admission: Admission,
+    ) -> Self {
         Self {
             inner: Arc::new(StreamInner {
                 name: component.name().to_string(),
-                admission: Admission::new(config.concurrency_limit),
+                admission,
                 component: RwLock::new(component),
                 config,
                 connections: Connections::default(),
@@ -131,7 +153,11 @@ impl Stream {
     /// Serve new connections with `component` from now on (hot swap); connections
     /// already open keep the instance they started with. Returns the previous one.
     pub fn replace_component(&self, component: HandlerComponent) -> HandlerComponent {
-        let mut slot = self.inner.component.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self
+            .inner
+            .component
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *slot, component)
     }
 
@@ -150,6 +176,12 @@ impl Stream {
         self.inner.admission.active()
     }
 
+    /// The admission controller: active and refused counts, and the limit (which may be
+    /// changed on a live stream with [`Admission::set_limit`]).
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
+
     /// Ids of the live connections.
     pub fn connection_ids(&self) -> Vec<String> {
         self.inner.connections.ids()
@@ -163,7 +195,8 @@ impl Stream {
         if prefix.is_empty() {
             router.merge(routes)
         } else {
-            router.nest(prefix, routes)
+            // `nest_service`, unlike `nest`, also matches `{prefix}/`, where the UI page is.
+            router.nest_service(prefix, routes)
         }
     }
 

@@ -39,7 +39,10 @@ macro_rules! time {
             $body;
             samples.push(t.elapsed());
         }
-        Figures { name: $name, samples }
+        Figures {
+            name: $name,
+            samples,
+        }
     }};
 }
 
@@ -67,7 +70,11 @@ async fn main() {
     .print();
 
     let mut inst: HandlerInstance = echo.instantiate("bench").await.unwrap();
-    let frame = AudioFrame { sample_rate: 48_000, channels: 1, samples: vec![1000; 960] };
+    let frame = AudioFrame {
+        sample_rate: 48_000,
+        channels: 1,
+        samples: vec![1000; 960],
+    };
     time!("audio 20 ms @48 kHz on-audio + next-audio", 20_000, {
         inst.on_audio(&frame).await.unwrap();
         inst.next_audio().await.unwrap().unwrap();

@@ -22,6 +22,8 @@ pub(crate) struct ComponentInner {
     pub(crate) name: Arc<str>,
     pub(crate) spec: StreamSpec,
     pub(crate) limits: InstanceLimits,
+    /// Shared with every copy made by `with_limits`.
+    pub(crate) stats: Arc<super::ComponentStats>,
 }
 
 /// Whether the host offers an import of this name.
@@ -61,6 +63,7 @@ impl HandlerComponent {
                 name: name.into(),
                 spec: placeholder_spec(),
                 limits,
+                stats: Arc::default(),
             }),
         };
         let described = probe
@@ -94,6 +97,12 @@ impl HandlerComponent {
         &self.inner.limits
     }
 
+    /// Calls, failures and live instances of this component (shared with its
+    /// `with_limits` copies).
+    pub fn stats(&self) -> &Arc<super::ComponentStats> {
+        &self.inner.stats
+    }
+
     /// The same component with other per-instance limits (memory is capped by the pool).
     pub fn with_limits(&self, mut limits: InstanceLimits) -> Self {
         limits.memory_bytes = limits
@@ -106,6 +115,7 @@ impl HandlerComponent {
                 name: self.inner.name.clone(),
                 spec: self.inner.spec.clone(),
                 limits,
+                stats: self.inner.stats.clone(),
             }),
         }
     }

@@ -1,12 +1,16 @@
 //! One handler instance: the store of one connection and the calls into it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::HandlerComponent as Bindings;
 use super::state::StoreState;
-use super::{AudioFrame, CallError, HandlerComponent, HostEvent, StreamSpec, Value, VideoFrame};
+use super::{
+    AudioFrame, CallError, ComponentStats, FailureCause, HandlerComponent, HostEvent, StreamSpec,
+    Value, VideoFrame,
+};
 
 /// The instance serving one connection. Calls are serialized by `&mut self`;
 /// after any failed call the instance is dead and every later call fails with
@@ -16,6 +20,14 @@ pub struct HandlerInstance {
     bindings: Bindings,
     wall: Duration,
     dead: bool,
+    stats: Arc<ComponentStats>,
+    connection: String,
+}
+
+impl Drop for HandlerInstance {
+    fn drop(&mut self) {
+        self.stats.ended(&self.connection);
+    }
 }
 
 impl HandlerInstance {
@@ -46,18 +58,25 @@ impl HandlerInstance {
         let wall = c.limits.wall_per_call;
         let bindings = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Err(CallError::Instantiate(format!("{e:#}"))),
+            Ok(Err(e)) => {
+                c.stats.failed(FailureCause::Instantiate);
+                return Err(CallError::Instantiate(format!("{e:#}")));
+            }
             Err(_) => {
+                c.stats.failed(FailureCause::Instantiate);
                 return Err(CallError::Instantiate(format!(
                     "start-up took longer than {wall:?}"
                 )));
             }
         };
+        c.stats.started(connection);
         Ok(Self {
             store,
             bindings,
             wall,
             dead: false,
+            stats: c.stats.clone(),
+            connection: connection.to_string(),
         })
     }
 
@@ -146,13 +165,27 @@ impl HandlerInstance {
         if self.dead {
             return Err(CallError::Dead);
         }
+        self.stats.called();
         self.store.data_mut().cpu.reset();
         self.store.set_epoch_deadline(1);
         Ok(())
     }
 
-    /// Classify the outcome of a call; any failure kills the instance.
+    /// Classify the outcome of a call (counting a failure by its cause); any failure
+    /// kills the instance.
     fn finish<R>(
+        &mut self,
+        call: &'static str,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, CallError> {
+        let r = self.classify(call, outcome);
+        if let Err(e) = &r {
+            self.stats.failed(e.cause());
+        }
+        r
+    }
+
+    fn classify<R>(
         &mut self,
         call: &'static str,
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,

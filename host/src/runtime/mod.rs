@@ -15,6 +15,7 @@ mod instance;
 mod limits;
 pub mod spec;
 mod state;
+mod stats;
 
 pub use bindings::wasmrtc::handler::types::{
     AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,
@@ -26,3 +27,4 @@ pub use engine::Runtime;
 pub use error::{CallError, FailureCause, LoadError};
 pub use events::HostEvent;
 pub use instance::HandlerInstance;
+pub use stats::{ComponentStats, FAILURE_CAUSES};

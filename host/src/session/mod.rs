@@ -6,9 +6,12 @@ mod audio;
 mod effects;
 pub mod messages;
 mod registry;
+pub mod stats;
 mod video;
 mod webrtc;
+mod websocket;
 
 pub use admission::{Admission, LimitReached, Slot};
 pub use registry::{Command, ConnectionHandle, Connections, Outputs};
 pub(crate) use webrtc::{SessionSettings, WebRtcSession};
+pub(crate) use websocket::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};

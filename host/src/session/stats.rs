@@ -31,6 +31,14 @@ pub fn time<R>(stage: Stage, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Await `f` as work of `stage`.
+pub async fn timed<F: std::future::Future>(stage: Stage, f: F) -> F::Output {
+    let start = Instant::now();
+    let r = f.await;
+    add(stage, start);
+    r
+}
+
 /// Nanoseconds spent so far per stage, as JSON.
 pub fn snapshot() -> serde_json::Value {
     let get = |s: Stage| NANOS[s as usize].load(Ordering::Relaxed);

@@ -23,6 +23,11 @@ pub(crate) struct SessionSettings {
     pub(crate) time_limit: Option<Duration>,
 }
 
+/// How long an ending session waits for a data channel that is not open yet.
+const LINGER: Duration = Duration::from_secs(5);
+/// How long an ending session keeps sending so its last messages leave.
+const FLUSH: Duration = Duration::from_millis(300);
+
 /// Control messages kept until the data channel opens.
 const MAX_PENDING_MESSAGES: usize = 64;
 
@@ -79,9 +84,51 @@ impl WebRtcSession {
         if matches!(end, End::Requested | End::Timeout) {
             self.send(&messages::connection_closed());
         }
+        if !matches!(end, End::PeerGone) {
+            self.linger().await;
+        }
         self.peer.close();
         self.connections.remove(&self.id);
         drop(self.slot);
+    }
+
+    /// Keep the peer going a little after the session ends, so that its last
+    /// messages (an error, `end_stream`…) leave; messages raised before the data
+    /// channel opened are delivered if it opens within [`LINGER`].
+    async fn linger(&mut self) {
+        let mut deadline = Instant::now()
+            + if self.pending.is_empty() {
+                FLUSH
+            } else {
+                LINGER
+            };
+        loop {
+            let wake = self.peer.poll().min(deadline);
+            while let Some(event) = self.peer.next_event() {
+                match event {
+                    PeerEvent::ChannelOpen => {
+                        for m in std::mem::take(&mut self.pending) {
+                            self.peer.send_text(&m);
+                        }
+                        deadline = Instant::now() + FLUSH;
+                    }
+                    PeerEvent::Closed => return,
+                    _ => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                d = self.peer.recv() => match d {
+                    Some(d) => self.peer.receive(d),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(wake.max(Instant::now()).into()) => {
+                    self.peer.timeout(Instant::now());
+                }
+            }
+        }
     }
 
     fn media(&self) -> Result<Media, crate::media::MediaError> {
@@ -190,7 +237,7 @@ impl WebRtcSession {
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::SetInputs(values)) => {
-                        let r = { let start = Instant::now(); let r = self.instance.set_inputs(&values).await; stats::add(Stage::Handler, start); r };
+                        let r = stats::timed(Stage::Handler, self.instance.set_inputs(&values)).await;
                         if let Some(end) = self.after_call(r, &mut media) {
                             return end;
                         }
@@ -213,12 +260,7 @@ impl WebRtcSession {
             let mut asks = 0;
             while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio) && asks < 8 {
                 asks += 1;
-                let frame = match {
-                    let start = Instant::now();
-                    let r = self.instance.next_audio().await;
-                    stats::add(Stage::Handler, start);
-                    r
-                } {
+                let frame = match stats::timed(Stage::Handler, self.instance.next_audio()).await {
                     Ok(f) => f,
                     Err(e) => return Some(self.fail(e)),
                 };
@@ -254,12 +296,7 @@ impl WebRtcSession {
                 } else {
                     due + period
                 });
-                let r = {
-                    let start = Instant::now();
-                    let r = self.instance.next_video().await;
-                    stats::add(Stage::Handler, start);
-                    r
-                };
+                let r = stats::timed(Stage::Handler, self.instance.next_video()).await;
                 match r {
                     Ok(Some(f)) => self.send_video(media, f, now),
                     Ok(None) => {}
@@ -333,12 +370,7 @@ impl WebRtcSession {
                         return None;
                     }
                 };
-                let r = {
-                    let start = Instant::now();
-                    let r = self.instance.on_audio(&frame).await;
-                    stats::add(Stage::Handler, start);
-                    r
-                };
+                let r = stats::timed(Stage::Handler, self.instance.on_audio(&frame)).await;
                 if let Some(end) = self.after_call(r, media) {
                     return Some(end);
                 }
@@ -362,12 +394,7 @@ impl WebRtcSession {
                         if self.peer.has_queued_video() {
                             return None;
                         }
-                        let r = {
-                            let start = Instant::now();
-                            let r = self.instance.on_video(&frame).await;
-                            stats::add(Stage::Handler, start);
-                            r
-                        };
+                        let r = stats::timed(Stage::Handler, self.instance.on_video(&frame)).await;
                         let now = Instant::now();
                         match r {
                             Ok(Some(out)) if self.spec.mode == Mode::SendReceive => {
@@ -410,8 +437,6 @@ impl WebRtcSession {
     fn fail(&mut self, e: CallError) -> End {
         tracing::warn!(stream = %self.stream, connection = %self.id, cause = e.cause().as_str(), "handler failed: {e}");
         self.send(&messages::error(&e.to_string()));
-        // Let the message leave before the connection closes.
-        let _ = self.peer.poll();
         End::Handler
     }
 

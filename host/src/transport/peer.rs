@@ -307,8 +307,12 @@ impl Peer {
     /// Close the connection.
     pub fn close(&mut self) {
         if !self.closed {
-            self.rtc.disconnect();
+            // A graceful close first (RTCP BYE, DTLS close_notify), then stop.
             self.poll();
+            if self.rtc.close().is_ok() {
+                self.poll();
+            }
+            self.rtc.disconnect();
             self.closed = true;
         }
     }

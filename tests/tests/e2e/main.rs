@@ -1,5 +1,11 @@
 //! wasmrtc end-to-end tests: one binary, one module per area.
 
-mod hostile;
-mod loading;
+mod api;
+mod browser;
 mod handlers;
+mod hostile;
+mod languages;
+mod loading;
+mod tenancy;
+mod webrtc;
+mod websocket;

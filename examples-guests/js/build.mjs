@@ -1,0 +1,29 @@
+// Builds the JavaScript example handlers into components with componentize-js
+// (through its API, not the jco CLI):
+//   examples-guests/target/lang/js-gain.wasm
+//   examples-guests/target/lang/js-brightness.wasm
+// Usage: node build.mjs [example…]   (default: every example)
+import { componentize, version } from '@bytecodealliance/componentize-js';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = join(here, '..', '..');
+const out = join(root, 'examples-guests', 'target', 'lang');
+const examples = process.argv.length > 2 ? process.argv.slice(2) : ['gain', 'brightness'];
+
+await mkdir(out, { recursive: true });
+for (const ex of examples) {
+  const { component } = await componentize({
+    sourcePath: join(here, ex, `${ex}.js`),
+    witPath: join(root, 'wit'),
+    worldName: 'handler-component',
+    // The host links WASI 0.2 without wasi:http; keep console (stderr), random, clocks.
+    disableFeatures: ['http', 'fetch-event'],
+  });
+  const file = join(out, `js-${ex}.wasm`);
+  await writeFile(`${file}.tmp`, component);
+  await rename(`${file}.tmp`, file);
+  console.log(`built ${file} (${component.length} bytes, componentize-js ${version})`);
+}

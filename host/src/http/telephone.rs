@@ -1,0 +1,113 @@
+//! Phone calls through Twilio: `POST {prefix}/telephone/incoming` answers the call with
+//! TwiML that connects it to `WS {prefix}/telephone/handler` (Twilio Media Streams).
+//!
+//! The stream URL in the TwiML is built from the request, keeping the port (FastRTC
+//! drops it):
+//! - host: the first `X-Forwarded-Host`, else `Host`, else the request URI's authority;
+//! - scheme: `wss` when the first `X-Forwarded-Proto` is `https` (or `wss`), `ws` when it
+//!   is `http` (or `ws`); without that header, `ws` for a loopback host (`localhost`,
+//!   `127.0.0.0/8`, `::1`: local testing, where nothing terminates TLS) and `wss` for
+//!   any other host (Twilio needs TLS; the host is assumed to sit behind a proxy that
+//!   terminates it);
+//! - path: the prefix the stream is mounted at, then `/telephone/handler`.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{OriginalUri, State};
+use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::Stream;
+use crate::session::{Flavour, FormatRequest};
+
+const INCOMING: &str = "/telephone/incoming";
+const HANDLER: &str = "/telephone/handler";
+
+/// TwiML connecting the call to this stream's media socket.
+pub(crate) async fn incoming(OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    let Some(host) = first(&headers, "x-forwarded-host")
+        .or_else(|| first(&headers, HOST.as_str()))
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
+    else {
+        return (StatusCode::BAD_REQUEST, "the request has no Host header").into_response();
+    };
+    let Ok(authority) = host.parse::<Authority>() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the Host header is not a valid host",
+        )
+            .into_response();
+    };
+    let scheme = match first(&headers, "x-forwarded-proto")
+        .map(|p| p.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("https" | "wss") => "wss",
+        Some("http" | "ws") => "ws",
+        _ if is_loopback(authority.host()) => "ws",
+        _ => "wss",
+    };
+    let prefix = uri.path().strip_suffix(INCOMING).unwrap_or("");
+    let url = format!("{scheme}://{authority}{prefix}{HANDLER}");
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Connecting to the AI assistant.</Say><Connect><Stream url="{}" /></Connect><Say>The call has been disconnected.</Say></Response>"#,
+        xml_escape(&url)
+    );
+    ([(CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// Twilio Media Streams.
+pub(crate) async fn handler(State(stream): State<Stream>, ws: WebSocketUpgrade) -> Response {
+    super::websocket::upgrade(ws, stream, Flavour::Telephone, FormatRequest::default())
+}
+
+/// The first value of a header that may hold a comma-separated list (proxies append).
+fn first(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then(|| first.to_owned())
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "127.0.0.1", "127.1.2.3", "[::1]", "LOCALHOST"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["example.com", "10.0.0.1", "[2001:db8::1]"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn escapes_xml() {
+        assert_eq!(xml_escape(r#"a&b<"'>"#), "a&amp;b&lt;&quot;&apos;&gt;");
+    }
+}

@@ -1,0 +1,453 @@
+//! The admin API under `/api`: JSON, `Authorization: Bearer <token>`. A tenant sees and
+//! touches only its own streams; another tenant's stream is 404, a missing or wrong
+//! token 401. Errors are `{"error": code, "message": why}`.
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `POST /api/streams` `{name, concurrency_limit?, time_limit?, memory_mb?, cpu_ms_per_call?}` | create a stream (201) |
+//! | `GET /api/streams` | the tenant's quotas and streams |
+//! | `GET /api/streams/{name}` | one stream: active version, versions, limits, connections |
+//! | `DELETE /api/streams/{name}` | delete it, closing its connections (204) |
+//! | `POST /api/streams/{name}/versions[?activate=false]` body `application/wasm` | upload a version (201), active at once unless `activate=false` |
+//! | `GET /api/streams/{name}/versions` | its versions |
+//! | `PUT /api/streams/{name}/limits` `{concurrency_limit?, …}` | replace its limits |
+//! | `POST /api/streams/{name}/activate` `{version}` | make a version active |
+//! | `POST /api/streams/{name}/rollback` | undo the last activation |
+//! | `GET /api/streams/{name}/connections` | live connections by version |
+//!
+//! An upload is checked against the tenant's `max_component_mb` from its
+//! `Content-Length` before any of it is read, and again while it is read; then it is
+//! validated like any component (compile, imports, `describe`, spec). A refused upload
+//! answers 413 (too large), 415 (not `application/wasm`), 400 (body cut short) or 422
+//! (not an acceptable component, with the loader's reason) and changes nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::registry::{HostingError, LiveStream, Registry};
+use super::store::StreamLimits;
+use super::tenants::Tenant;
+
+/// Largest JSON body of the admin routes.
+const MAX_JSON: usize = 64 * 1024;
+
+/// An error answer.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            axum::Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"wasmrtc\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<HostingError> for ApiError {
+    fn from(e: HostingError) -> Self {
+        let (status, code) = match &e {
+            HostingError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            HostingError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            HostingError::Quota(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
+            HostingError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            HostingError::Rejected(crate::runtime::LoadError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+            }
+            HostingError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            HostingError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            HostingError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+        };
+        if status.is_server_error() {
+            tracing::error!("admin API: {e}");
+        }
+        Self::new(status, code, e.to_string())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The tenant a request's bearer token belongs to.
+pub struct Authed(pub Arc<Tenant>);
+
+impl FromRequestParts<Registry> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, registry: &Registry) -> Result<Self, ApiError> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| unauthorized("malformed Authorization header"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(unauthorized(
+                    "the Authorization header must be `Bearer <token>`",
+                ));
+            }
+        };
+        registry
+            .tenants()
+            .authenticate(token)
+            .cloned()
+            .map(Authed)
+            .ok_or_else(|| unauthorized("invalid token"))
+    }
+}
+
+/// The admin routes.
+pub fn routes(registry: Registry) -> Router {
+    Router::new()
+        .route("/api/streams", post(create).get(list))
+        .route("/api/streams/{name}", get(show).delete(delete))
+        .route(
+            "/api/streams/{name}/versions",
+            // The upload reads its body itself, against the tenant's quota.
+            post(upload)
+                .layer(DefaultBodyLimit::disable())
+                .get(versions),
+        )
+        .route("/api/streams/{name}/limits", put(set_limits))
+        .route("/api/streams/{name}/activate", post(activate))
+        .route("/api/streams/{name}/rollback", post(rollback))
+        .route("/api/streams/{name}/connections", get(connections))
+        .layer(DefaultBodyLimit::max(MAX_JSON))
+        .with_state(registry)
+}
+
+fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(invalid("the body must be a JSON object".into())),
+        Err(e) => Err(invalid(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+fn limits_from(map: serde_json::Map<String, Value>) -> Result<StreamLimits, ApiError> {
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("bad limits: {e}"),
+        )
+    })
+}
+
+fn owned(registry: &Registry, tenant: &Tenant, name: &str) -> Result<Arc<LiveStream>, ApiError> {
+    registry.get(tenant.name(), name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no stream `{name}`"),
+        )
+    })
+}
+
+fn summary(live: &LiveStream) -> Value {
+    json!({
+        "name": live.name(),
+        "url": live.url(),
+        "active_version": live.active_version(),
+        "connections": live.active_connections(),
+        "limits": live.limits(),
+        "error": live.error(),
+    })
+}
+
+async fn detail(registry: &Registry, live: &LiveStream) -> Result<Value, ApiError> {
+    let (t, n) = (live.tenant().name().to_string(), live.name().to_string());
+    let versions = registry
+        .blocking(move |s| s.versions(&t, &n))
+        .await
+        .map_err(HostingError::from)?;
+    let mut v = summary(live);
+    v["versions"] = json!(versions);
+    v["spec"] = json!(live.stream().map(|s| s.spec()));
+    Ok(v)
+}
+
+async fn create(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    body: Bytes,
+) -> ApiResult {
+    let mut map = json_object(&body)?;
+    let name = match map.remove("name") {
+        Some(Value::String(s)) => s,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "`name` (a string) is required",
+            ));
+        }
+    };
+    let limits = limits_from(map)?;
+    let live = registry.create(&tenant, &name, limits).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(detail(&registry, &live).await?),
+    )
+        .into_response())
+}
+
+async fn list(State(registry): State<Registry>, Authed(tenant): Authed) -> ApiResult {
+    let streams: Vec<Value> = registry
+        .list(Some(tenant.name()))
+        .iter()
+        .map(|l| summary(l))
+        .collect();
+    let mut quotas = json!(tenant.config);
+    if let Some(q) = quotas.as_object_mut() {
+        q.remove("name");
+        q.remove("token_sha256");
+    }
+    Ok(axum::Json(json!({
+        "tenant": tenant.name(),
+        "quotas": quotas,
+        "connections": tenant.admission.active(),
+        "streams": streams,
+    }))
+    .into_response())
+}
+
+async fn show(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let live = owned(&registry, &tenant, &name)?;
+    Ok(axum::Json(detail(&registry, &live).await?).into_response())
+}
+
+async fn delete(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    registry.delete(&tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn versions(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let live = owned(&registry, &tenant, &name)?;
+    let (t, n) = (tenant.name().to_string(), name.clone());
+    let versions = registry
+        .blocking(move |s| s.versions(&t, &n))
+        .await
+        .map_err(HostingError::from)?;
+    Ok(axum::Json(json!({
+        "name": name,
+        "active_version": live.active_version(),
+        "versions": versions,
+    }))
+    .into_response())
+}
+
+async fn upload(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let live = owned(&registry, &tenant, &name)?;
+    let bytes = match read_upload(&tenant, &query, &headers, body).await {
+        Ok(b) => b,
+        Err(e) => {
+            registry.count_upload(tenant.name(), "rejected");
+            tracing::info!(tenant = %tenant.name(), stream = %name, "upload refused: {}", e.message);
+            return Err(e);
+        }
+    };
+    let activate = !matches!(
+        query.get("activate").map(String::as_str),
+        Some("false" | "0")
+    );
+    let (record, component) = registry.upload(&tenant, &name, bytes, activate).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "name": name,
+            "url": live.url(),
+            "version": record.version,
+            "sha256": record.sha256,
+            "size": record.size,
+            "active": activate,
+            "spec": component.spec(),
+        })),
+    )
+        .into_response())
+}
+
+/// The checks before validation (query, content type, size) and the body, read
+/// against the tenant's quota.
+async fn read_upload(
+    tenant: &Tenant,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
+    match query.get("activate").map(String::as_str) {
+        None | Some("true" | "1" | "false" | "0") => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("activate={other:?}: expected true or false"),
+            ));
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.split(';').next().map(str::trim) != Some("application/wasm") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "send the component as `Content-Type: application/wasm` (got {:?})",
+                content_type
+            ),
+        ));
+    }
+    let limit = tenant.config.max_component_bytes();
+    let too_large = |size: usize| ApiError::from(HostingError::TooLarge { size, limit });
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = announced
+        && n > limit as u64
+    {
+        return Err(too_large(usize::try_from(n).unwrap_or(usize::MAX)));
+    }
+    let mut bytes = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "incomplete_body",
+                format!("the upload was cut short: {e}"),
+            )
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large(bytes.len() + chunk.len()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+async fn set_limits(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    owned(&registry, &tenant, &name)?;
+    let limits = limits_from(json_object(&body)?)?;
+    registry.set_limits(&tenant, &name, limits.clone()).await?;
+    Ok(axum::Json(json!({"name": name, "limits": limits})).into_response())
+}
+
+async fn activate(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    owned(&registry, &tenant, &name)?;
+    let version = json_object(&body)?
+        .get("version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "`version` (a positive integer) is required",
+            )
+        })?;
+    registry.activate(&tenant, &name, version).await?;
+    Ok(axum::Json(json!({"name": name, "active_version": version})).into_response())
+}
+
+async fn rollback(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let (from, to) = registry.rollback(&tenant, &name).await?;
+    Ok(axum::Json(json!({"name": name, "from": from, "active_version": to})).into_response())
+}
+
+async fn connections(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let live = owned(&registry, &tenant, &name)?;
+    let by_version = live.connections_by_version();
+    let list: Vec<Value> = by_version
+        .iter()
+        .flat_map(|(v, ids)| ids.iter().map(move |id| json!({"id": id, "version": v})))
+        .collect();
+    let counts: serde_json::Map<String, Value> = by_version
+        .iter()
+        .map(|(v, ids)| (v.to_string(), json!(ids.len())))
+        .collect();
+    Ok(axum::Json(json!({
+        "name": name,
+        "active_version": live.active_version(),
+        "admitted": live.active_connections(),
+        "by_version": counts,
+        "connections": list,
+    }))
+    .into_response())
+}

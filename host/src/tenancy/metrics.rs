@@ -1,0 +1,229 @@
+//! `GET /metrics`: Prometheus text exposition of the hosting, per tenant and stream.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `wasmrtc_connections_active` | gauge | tenant, stream |
+//! | `wasmrtc_connections_by_version` | gauge | tenant, stream, version |
+//! | `wasmrtc_active_version` | gauge | tenant, stream |
+//! | `wasmrtc_admissions_refused_total` | counter | tenant, stream |
+//! | `wasmrtc_handler_calls_total` | counter | tenant, stream |
+//! | `wasmrtc_handler_failures_total` | counter | tenant, stream, cause |
+//! | `wasmrtc_tenant_connections_active` / `_limit` | gauge | tenant |
+//! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
+//! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
+//!
+//! Streams of the configuration file appear with `tenant=""`. Counters of a stream
+//! start at zero when the host starts. The endpoint is not authenticated: expose it
+//! to the operator's scraper only.
+
+use std::fmt::Write;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::registry::{Registry, Totals};
+use crate::Stream;
+
+/// The `/metrics` route.
+pub fn routes(registry: Registry, statics: Vec<(String, Stream)>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state((registry, statics))
+}
+
+async fn metrics(
+    State((registry, statics)): State<(Registry, Vec<(String, Stream)>)>,
+) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&registry, &statics),
+    )
+}
+
+/// A label value, escaped.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Row {
+    tenant: String,
+    stream: String,
+    active: usize,
+    refused: u64,
+    version: Option<u64>,
+    by_version: Vec<(u64, usize)>,
+    totals: Totals,
+}
+
+/// The exposition text.
+pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
+    let mut rows: Vec<Row> = statics
+        .iter()
+        .map(|(_, s)| {
+            let mut totals = Totals::default();
+            let component = s.component();
+            totals.calls = component.stats().calls();
+            for (i, (_, n)) in component.stats().failures().iter().enumerate() {
+                totals.failures[i] = *n;
+            }
+            Row {
+                tenant: String::new(),
+                stream: s.name().to_string(),
+                active: s.active_connections(),
+                refused: s.admission().refused(),
+                version: None,
+                by_version: Vec::new(),
+                totals,
+            }
+        })
+        .collect();
+    rows.extend(registry.list(None).iter().map(|l| {
+        Row {
+            tenant: l.tenant().name().to_string(),
+            stream: l.name().to_string(),
+            active: l.active_connections(),
+            refused: l.admissions_refused(),
+            version: l.active_version(),
+            by_version: l
+                .connections_by_version()
+                .iter()
+                .map(|(v, ids)| (*v, ids.len()))
+                .collect(),
+            totals: l.totals(),
+        }
+    }));
+
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for line in lines {
+            let _ = writeln!(out, "{name}{line}");
+        }
+    };
+    let labels = |r: &Row| {
+        format!(
+            "tenant=\"{}\",stream=\"{}\"",
+            esc(&r.tenant),
+            esc(&r.stream)
+        )
+    };
+
+    family(
+        "wasmrtc_connections_active",
+        "gauge",
+        "Connections admitted now.",
+        rows.iter()
+            .map(|r| format!("{{{}}} {}", labels(r), r.active))
+            .collect(),
+    );
+    family(
+        "wasmrtc_connections_by_version",
+        "gauge",
+        "Live handler instances by the stream version they run.",
+        rows.iter()
+            .flat_map(|r| {
+                r.by_version
+                    .iter()
+                    .map(move |(v, n)| format!("{{{},version=\"{v}\"}} {n}", labels(r)))
+            })
+            .collect(),
+    );
+    family(
+        "wasmrtc_active_version",
+        "gauge",
+        "The version new connections get.",
+        rows.iter()
+            .filter_map(|r| r.version.map(|v| format!("{{{}}} {v}", labels(r))))
+            .collect(),
+    );
+    family(
+        "wasmrtc_admissions_refused_total",
+        "counter",
+        "Connections refused by a concurrency limit (the stream's or its tenant's).",
+        rows.iter()
+            .map(|r| format!("{{{}}} {}", labels(r), r.refused))
+            .collect(),
+    );
+    family(
+        "wasmrtc_handler_calls_total",
+        "counter",
+        "Calls into handler instances.",
+        rows.iter()
+            .map(|r| format!("{{{}}} {}", labels(r), r.totals.calls))
+            .collect(),
+    );
+    family(
+        "wasmrtc_handler_failures_total",
+        "counter",
+        "Handler instances ended by a failure, by cause.",
+        rows.iter()
+            .flat_map(|r| {
+                r.totals.by_cause().map(move |(cause, n)| {
+                    format!("{{{},cause=\"{}\"}} {n}", labels(r), cause.as_str())
+                })
+            })
+            .collect(),
+    );
+    let tenants: Vec<_> = registry.tenants().iter().cloned().collect();
+    family(
+        "wasmrtc_tenant_connections_active",
+        "gauge",
+        "Connections admitted now across the tenant's streams.",
+        tenants
+            .iter()
+            .map(|t| format!("{{tenant=\"{}\"}} {}", esc(t.name()), t.admission.active()))
+            .collect(),
+    );
+    family(
+        "wasmrtc_tenant_connections_limit",
+        "gauge",
+        "The tenant's max_connections.",
+        tenants
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{tenant=\"{}\"}} {}",
+                    esc(t.name()),
+                    t.config.max_connections
+                )
+            })
+            .collect(),
+    );
+    family(
+        "wasmrtc_tenant_admissions_refused_total",
+        "counter",
+        "Connections refused because the tenant's max_connections was reached.",
+        tenants
+            .iter()
+            .map(|t| format!("{{tenant=\"{}\"}} {}", esc(t.name()), t.admission.refused()))
+            .collect(),
+    );
+    let uploads = registry.uploads();
+    family(
+        "wasmrtc_uploads_total",
+        "counter",
+        "Component uploads, accepted or rejected.",
+        tenants
+            .iter()
+            .flat_map(|t| {
+                let uploads = &uploads;
+                ["accepted", "rejected"].into_iter().map(move |result| {
+                    let n = uploads
+                        .get(&(t.name().to_string(), result))
+                        .copied()
+                        .unwrap_or(0);
+                    format!("{{tenant=\"{}\",result=\"{result}\"}} {n}", esc(t.name()))
+                })
+            })
+            .collect(),
+    );
+    out
+}

@@ -1,0 +1,12 @@
+//! Multi-tenant hosting: tenants upload, validate and hot-swap stream handlers over HTTP (DESIGN §5).
+
+pub mod api;
+pub mod client;
+pub mod metrics;
+pub mod registry;
+pub mod store;
+pub mod tenants;
+
+pub use registry::{HostingError, LiveStream, Registry, STREAMS_PREFIX};
+pub use store::{ComponentStore, SqliteStore, StoreError, StreamLimits, VersionRecord};
+pub use tenants::{Tenant, TenantConfig, Tenants, token_sha256};

@@ -1,0 +1,699 @@
+//! Durable state of hosted streams, behind [`ComponentStore`] so that a shared database
+//! and object store can back many hosts later.
+//!
+//! [`SqliteStore`] keeps component bytes content-addressed by SHA-256 in files under a
+//! data directory (`components/{sha256}.wasm`, written to `tmp/`, fsynced, renamed,
+//! directory fsynced) and tenants, streams, versions and the active pointer in SQLite
+//! (`wasmrtc.sqlite3`, WAL, `synchronous=FULL`), every change in one transaction. A
+//! version row is written only once its file is durable, and the active pointer moves
+//! in the same transaction as the activation history: a crash at any point leaves the
+//! last committed version active and no half-written one visible.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::tenants::{TenantConfig, hex};
+
+/// Limits a tenant sets on one of its streams (`None` = the tenant's quota, or
+/// unlimited for `concurrency_limit` and `time_limit` within the tenant's quota).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamLimits {
+    /// Connections at once (FastRTC's `concurrency_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<usize>,
+    /// Longest connection, in seconds (FastRTC's `time_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<f64>,
+    /// Instance memory cap in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// CPU budget per call in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_call: Option<u64>,
+}
+
+/// A stream as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    /// Owner.
+    pub tenant: String,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// Its limits.
+    pub limits: StreamLimits,
+    /// The version new connections get; `None` before the first upload.
+    pub active_version: Option<u64>,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// One uploaded version of a stream's component.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionRecord {
+    /// 1, 2, … per stream.
+    pub version: u64,
+    /// Hex SHA-256 of the component, its key in the store.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such stream, version or component.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation conflicts with what is stored (stream exists, nothing to roll back…).
+    #[error("{0}")]
+    Conflict(String),
+    /// A component file does not hash to its name.
+    #[error("component {0} is corrupt on disk")]
+    Corrupt(String),
+    /// File system.
+    #[error("store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Database.
+    #[error("store database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+/// Durable state of hosted streams. Methods block (call them off the async threads).
+pub trait ComponentStore: Send + Sync + 'static {
+    /// Store component bytes durably; their hex SHA-256, the key to read them back.
+    fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError>;
+    /// The bytes stored under `sha256`, checked against it.
+    fn component(&self, sha256: &str) -> Result<Vec<u8>, StoreError>;
+    /// Record a configured tenant (name and quotas; the token hash is not needed).
+    fn upsert_tenant(&self, tenant: &TenantConfig) -> Result<(), StoreError>;
+    /// Create a stream with no version; `Conflict` if it exists.
+    fn create_stream(
+        &self,
+        tenant: &str,
+        name: &str,
+        limits: &StreamLimits,
+    ) -> Result<StreamRecord, StoreError>;
+    /// Delete a stream and its versions; `NotFound` if there is none.
+    fn delete_stream(&self, tenant: &str, name: &str) -> Result<(), StoreError>;
+    /// Every stream, or a tenant's, by tenant and name.
+    fn streams(&self, tenant: Option<&str>) -> Result<Vec<StreamRecord>, StoreError>;
+    /// One stream.
+    fn stream(&self, tenant: &str, name: &str) -> Result<Option<StreamRecord>, StoreError>;
+    /// A stream's versions, oldest first.
+    fn versions(&self, tenant: &str, name: &str) -> Result<Vec<VersionRecord>, StoreError>;
+    /// Record a new version of a stream whose component is already stored, and make it
+    /// the active one if `activate`.
+    fn add_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        sha256: &str,
+        size: u64,
+        activate: bool,
+    ) -> Result<VersionRecord, StoreError>;
+    /// Make `version` the active one (pushed on the stream's activation history).
+    fn activate(&self, tenant: &str, name: &str, version: u64) -> Result<(), StoreError>;
+    /// The version a rollback would activate: the one active before the last activation.
+    fn rollback_target(&self, tenant: &str, name: &str) -> Result<Option<u64>, StoreError>;
+    /// Undo the last activation; the version now active.
+    fn rollback(&self, tenant: &str, name: &str) -> Result<u64, StoreError>;
+    /// Replace a stream's limits.
+    fn set_limits(&self, tenant: &str, name: &str, limits: &StreamLimits)
+    -> Result<(), StoreError>;
+    /// Remove temporary files and component files no version refers to; how many.
+    fn collect_garbage(&self) -> Result<usize, StoreError>;
+}
+
+/// SQLite for the records, files for the components.
+pub struct SqliteStore {
+    dir: PathBuf,
+    db: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    quotas TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    active_version INTEGER,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    tenant TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, stream, version),
+    FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS activations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS activations_by_stream ON activations (tenant, stream, id);
+";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    // Makes a rename in `dir` durable (a no-op where directories cannot be opened).
+    match std::fs::File::open(dir) {
+        Ok(f) => f.sync_all().or(Ok(())),
+        Err(_) => Ok(()),
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn not_found(tenant: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!("no stream `{name}` for tenant `{tenant}`"))
+}
+
+fn stream_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StreamRecord> {
+    let limits: String = row.get(2)?;
+    Ok(StreamRecord {
+        tenant: row.get(0)?,
+        name: row.get(1)?,
+        limits: serde_json::from_str(&limits).unwrap_or_default(),
+        active_version: row.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+        created_at: row.get::<_, i64>(4)? as u64,
+    })
+}
+
+impl SqliteStore {
+    /// Open (creating) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(dir.join("components"))?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        let db = Connection::open(dir.join("wasmrtc.sqlite3"))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self {
+            dir,
+            db: Mutex::new(db),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, sha256: &str) -> PathBuf {
+        self.dir.join("components").join(format!("{sha256}.wasm"))
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` in an immediate (write-locked) transaction, committed if it succeeds.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+}
+
+fn exists(tx: &rusqlite::Transaction<'_>, tenant: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM streams WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn has_version(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    version: u64,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM versions WHERE tenant = ?1 AND stream = ?2 AND version = ?3",
+            params![tenant, name, version as i64],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn push_activation(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    version: u64,
+) -> Result<(), StoreError> {
+    let current: Option<i64> = tx.query_row(
+        "SELECT active_version FROM streams WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name],
+        |r| r.get(0),
+    )?;
+    if current == Some(version as i64) {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO activations (tenant, stream, version) VALUES (?1, ?2, ?3)",
+        params![tenant, name, version as i64],
+    )?;
+    tx.execute(
+        "UPDATE streams SET active_version = ?3 WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name, version as i64],
+    )?;
+    Ok(())
+}
+
+/// The last two activations of a stream, newest first.
+fn last_activations(
+    db: &Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<(i64, u64)>, StoreError> {
+    let mut q = db.prepare(
+        "SELECT id, version FROM activations WHERE tenant = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 2",
+    )?;
+    let rows = q.query_map(params![tenant, name], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl ComponentStore for SqliteStore {
+    fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        use std::io::Write;
+        let sha256 = hex(&Sha256::digest(bytes));
+        let path = self.path_of(&sha256);
+        // Already stored (and intact): content addressing makes this a no-op.
+        if std::fs::read(&path).is_ok_and(|b| hex(&Sha256::digest(&b)) == sha256) {
+            return Ok(sha256);
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{sha256}.{}.{nanos}", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir.join("components"))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+        Ok(sha256)
+    }
+
+    fn component(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        if !is_sha256(sha256) {
+            return Err(StoreError::NotFound(format!("no component {sha256}")));
+        }
+        let bytes = match std::fs::read(self.path_of(sha256)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(format!("no component {sha256}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if hex(&Sha256::digest(&bytes)) != sha256 {
+            return Err(StoreError::Corrupt(sha256.to_string()));
+        }
+        Ok(bytes)
+    }
+
+    fn upsert_tenant(&self, tenant: &TenantConfig) -> Result<(), StoreError> {
+        let mut quotas = serde_json::to_value(tenant).unwrap_or_default();
+        if let Some(q) = quotas.as_object_mut() {
+            q.remove("name");
+            q.remove("token_sha256");
+        }
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tenants (name, quotas) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET quotas = excluded.quotas",
+                params![tenant.name, quotas.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_stream(
+        &self,
+        tenant: &str,
+        name: &str,
+        limits: &StreamLimits,
+    ) -> Result<StreamRecord, StoreError> {
+        let record = StreamRecord {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            limits: limits.clone(),
+            active_version: None,
+            created_at: now(),
+        };
+        self.write(|tx| {
+            if exists(tx, tenant, name)? {
+                return Err(StoreError::Conflict(format!(
+                    "stream `{name}` already exists"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO streams (tenant, name, limits, active_version, created_at)
+                 VALUES (?1, ?2, ?3, NULL, ?4)",
+                params![
+                    tenant,
+                    name,
+                    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into()),
+                    record.created_at as i64
+                ],
+            )?;
+            Ok(record)
+        })
+    }
+
+    fn delete_stream(&self, tenant: &str, name: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            // Explicit deletes, so that a database opened without foreign keys is clean too.
+            tx.execute(
+                "DELETE FROM activations WHERE tenant = ?1 AND stream = ?2",
+                params![tenant, name],
+            )?;
+            tx.execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND stream = ?2",
+                params![tenant, name],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM streams WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )?;
+            if n == 0 {
+                return Err(not_found(tenant, name));
+            }
+            Ok(())
+        })
+    }
+
+    fn streams(&self, tenant: Option<&str>) -> Result<Vec<StreamRecord>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare(
+            "SELECT tenant, name, limits, active_version, created_at FROM streams
+             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name",
+        )?;
+        let rows = q.query_map(params![tenant], stream_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn stream(&self, tenant: &str, name: &str) -> Result<Option<StreamRecord>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT tenant, name, limits, active_version, created_at FROM streams
+                 WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+                stream_row,
+            )
+            .optional()?)
+    }
+
+    fn versions(&self, tenant: &str, name: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare(
+            "SELECT version, sha256, size, created_at FROM versions
+             WHERE tenant = ?1 AND stream = ?2 ORDER BY version",
+        )?;
+        let rows = q.query_map(params![tenant, name], |r| {
+            Ok(VersionRecord {
+                version: r.get::<_, i64>(0)? as u64,
+                sha256: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                created_at: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        sha256: &str,
+        size: u64,
+        activate: bool,
+    ) -> Result<VersionRecord, StoreError> {
+        if !self.path_of(sha256).is_file() {
+            return Err(StoreError::NotFound(format!("no component {sha256}")));
+        }
+        self.write(|tx| {
+            if !exists(tx, tenant, name)? {
+                return Err(not_found(tenant, name));
+            }
+            let last: Option<i64> = tx.query_row(
+                "SELECT MAX(version) FROM versions WHERE tenant = ?1 AND stream = ?2",
+                params![tenant, name],
+                |r| r.get(0),
+            )?;
+            let record = VersionRecord {
+                version: last.unwrap_or(0) as u64 + 1,
+                sha256: sha256.to_string(),
+                size,
+                created_at: now(),
+            };
+            tx.execute(
+                "INSERT INTO versions (tenant, stream, version, sha256, size, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    tenant,
+                    name,
+                    record.version as i64,
+                    sha256,
+                    size as i64,
+                    record.created_at as i64
+                ],
+            )?;
+            if activate {
+                push_activation(tx, tenant, name, record.version)?;
+            }
+            Ok(record)
+        })
+    }
+
+    fn activate(&self, tenant: &str, name: &str, version: u64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if !exists(tx, tenant, name)? {
+                return Err(not_found(tenant, name));
+            }
+            if !has_version(tx, tenant, name, version)? {
+                return Err(StoreError::NotFound(format!(
+                    "stream `{name}` has no version {version}"
+                )));
+            }
+            push_activation(tx, tenant, name, version)
+        })
+    }
+
+    fn rollback_target(&self, tenant: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        let last = last_activations(&self.db(), tenant, name)?;
+        Ok(last.get(1).map(|(_, v)| *v))
+    }
+
+    fn rollback(&self, tenant: &str, name: &str) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            if !exists(tx, tenant, name)? {
+                return Err(not_found(tenant, name));
+            }
+            let last = last_activations(tx, tenant, name)?;
+            let [(top, _), (_, previous)] = last[..] else {
+                return Err(StoreError::Conflict(format!(
+                    "stream `{name}` has no earlier version to roll back to"
+                )));
+            };
+            tx.execute("DELETE FROM activations WHERE id = ?1", params![top])?;
+            tx.execute(
+                "UPDATE streams SET active_version = ?3 WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name, previous as i64],
+            )?;
+            Ok(previous)
+        })
+    }
+
+    fn set_limits(
+        &self,
+        tenant: &str,
+        name: &str,
+        limits: &StreamLimits,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE streams SET limits = ?3 WHERE tenant = ?1 AND name = ?2",
+                params![
+                    tenant,
+                    name,
+                    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
+                ],
+            )?;
+            if n == 0 {
+                return Err(not_found(tenant, name));
+            }
+            Ok(())
+        })
+    }
+
+    fn collect_garbage(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.dir.join("tmp"))? {
+            if std::fs::remove_file(entry?.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        let used: std::collections::HashSet<String> = {
+            let db = self.db();
+            let mut q = db.prepare("SELECT DISTINCT sha256 FROM versions")?;
+            q.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for entry in std::fs::read_dir(self.dir.join("components"))? {
+            let path = entry?.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if path.extension().is_some_and(|e| e == "wasm")
+                && is_sha256(stem)
+                && !used.contains(stem)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "wasmrtc-store-{tag}-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn versions_activations_and_rollback() {
+        let dir = temp_dir("versions");
+        let store = SqliteStore::open(&dir).unwrap();
+        store
+            .create_stream("a", "gain", &StreamLimits::default())
+            .unwrap();
+        assert!(matches!(
+            store.create_stream("a", "gain", &StreamLimits::default()),
+            Err(StoreError::Conflict(_))
+        ));
+        let one = store.put_component(b"one").unwrap();
+        let two = store.put_component(b"two").unwrap();
+        assert_eq!(store.component(&one).unwrap(), b"one");
+        assert_eq!(
+            store
+                .add_version("a", "gain", &one, 3, true)
+                .unwrap()
+                .version,
+            1
+        );
+        assert_eq!(store.rollback_target("a", "gain").unwrap(), None);
+        assert!(matches!(
+            store.rollback("a", "gain"),
+            Err(StoreError::Conflict(_))
+        ));
+        store.add_version("a", "gain", &two, 3, true).unwrap();
+        assert_eq!(
+            store.stream("a", "gain").unwrap().unwrap().active_version,
+            Some(2)
+        );
+        assert_eq!(store.rollback_target("a", "gain").unwrap(), Some(1));
+        assert_eq!(store.rollback("a", "gain").unwrap(), 1);
+        store.activate("a", "gain", 2).unwrap();
+        assert!(matches!(
+            store.activate("a", "gain", 9),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.add_version("b", "gain", &one, 3, true),
+            Err(StoreError::NotFound(_))
+        ));
+        drop(store);
+
+        // Reopened: the same state; unreferenced files are collected.
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(
+            store.stream("a", "gain").unwrap().unwrap().active_version,
+            Some(2)
+        );
+        assert_eq!(store.versions("a", "gain").unwrap().len(), 2);
+        store.put_component(b"orphan").unwrap();
+        std::fs::write(dir.join("tmp").join("half-written"), b"x").unwrap();
+        assert_eq!(store.collect_garbage().unwrap(), 2);
+        store.delete_stream("a", "gain").unwrap();
+        assert!(store.streams(None).unwrap().is_empty());
+        assert_eq!(store.collect_garbage().unwrap(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_corrupt_component_is_detected() {
+        let dir = temp_dir("corrupt");
+        let store = SqliteStore::open(&dir).unwrap();
+        let sha = store.put_component(b"bytes").unwrap();
+        std::fs::write(store.path_of(&sha), b"other").unwrap();
+        assert!(matches!(store.component(&sha), Err(StoreError::Corrupt(_))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,236 @@
+// Shared pieces of the browser tests: a `wasmrtc serve` per test, Debian's Chromium
+// with fake media devices, and measurements taken inside the page.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root. */
+export const ROOT = path.resolve(here, '..', '..');
+/** Where screenshots go (gitignored). */
+export const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
+/** Debian's Chromium; never a downloaded browser. */
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+const BIN = path.resolve(ROOT, process.env.WASMRTC_BIN ?? 'target/release/wasmrtc');
+const GUESTS = process.env.WASMRTC_GUESTS ?? path.join(ROOT, 'examples-guests', 'target', 'wasm32-wasip2', 'release');
+
+export const CHROMIUM_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  // Tabs in the background must keep their media and timers running.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/** The path of an example guest's component, e.g. `guest('flip')`. */
+export function guest(name) {
+  const p = path.join(GUESTS, `${name.replaceAll('-', '_')}.wasm`);
+  if (!fs.existsSync(p)) {
+    throw new Error(`${p} is missing: build the example guests (cargo build --release in examples-guests, or cargo test --release -p wasmrtc-tests)`);
+  }
+  return p;
+}
+
+/** Servers still running, killed if this process ends first. */
+const running = new Set();
+process.on('exit', () => { for (const c of running) c.kill('SIGKILL'); });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const c of running) c.kill('SIGKILL');
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
+
+/**
+ * Start `wasmrtc serve HANDLER --listen 127.0.0.1:0 ARGS…` and wait for its address.
+ * Returns `{ url, logs(), stop() }`.
+ */
+export async function startServer(handler, args = []) {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: cargo build --release -p wasmrtc (or set WASMRTC_BIN)`);
+  const child = spawn(BIN, ['serve', guest(handler), '--listen', '127.0.0.1:0', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'wasmrtc=info,warn' },
+  });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wasmrtc did not start within 60 s:\n${output}`)), 60_000);
+    child.stderr.on('data', (d) => {
+      output += d;
+      const m = /serving\b.*?\bon (http:\/\/[^\s)]+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(`${m[1]}/`);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`wasmrtc exited with ${code} before serving:\n${output}`));
+    });
+  });
+  return {
+    url,
+    logs: () => output,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * A fresh Chromium profile with fake camera and microphone. `opts.fakeUi: false`
+ * leaves the permission prompt in place (headless denies it).
+ */
+export async function launchBrowser(opts = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-chromium-'));
+  const args = CHROMIUM_ARGS.filter((a) => opts.fakeUi !== false || a !== '--use-fake-ui-for-media-stream');
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: { width: 1280, height: 800 },
+    colorScheme: opts.colorScheme ?? 'light',
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return context;
+}
+
+/** Save a screenshot of `page` as tests/artifacts/NAME.png. */
+export async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Open the page and wait until it has read the spec. */
+export async function openPage(context, url) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.errors = errors;
+  await page.goto(url);
+  await page.locator('[data-testid="start"]:enabled').waitFor({ timeout: 10_000 });
+  return page;
+}
+
+/** Press Start and wait until the peer connection is up. */
+export async function startAndConnect(page, timeout = 20_000) {
+  await page.getByTestId('start').click();
+  await page.locator('[data-testid="state"][data-state="connected"]').waitFor({ timeout });
+}
+
+/** The inbound audio RTP stats: packets, level, energy, samples. */
+export async function inboundAudio(page) {
+  return page.evaluate(async () => {
+    const pc = window.wasmrtc.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        return {
+          packetsReceived: s.packetsReceived ?? 0,
+          audioLevel: s.audioLevel ?? 0,
+          totalAudioEnergy: s.totalAudioEnergy ?? 0,
+          totalSamplesDuration: s.totalSamplesDuration ?? 0,
+        };
+      }
+    }
+    return null;
+  });
+}
+
+/** Mean audio power received over `ms` (from totalAudioEnergy / totalSamplesDuration). */
+export async function audioPower(page, ms) {
+  const a = await inboundAudio(page);
+  await page.waitForTimeout(ms);
+  const b = await inboundAudio(page);
+  const dt = b.totalSamplesDuration - a.totalSamplesDuration;
+  return {
+    power: dt > 0 ? (b.totalAudioEnergy - a.totalAudioEnergy) / dt : 0,
+    seconds: dt,
+    packets: b.packetsReceived - a.packetsReceived,
+  };
+}
+
+/** Frames presented by a <video> within `ms`, counted with requestVideoFrameCallback. */
+export async function countFrames(page, testid, ms) {
+  return page.evaluate(([id, ms]) => new Promise((resolve) => {
+    const v = document.querySelector(`[data-testid="${id}"]`);
+    let frames = 0;
+    let handle;
+    const cb = () => { frames += 1; handle = v.requestVideoFrameCallback(cb); };
+    handle = v.requestVideoFrameCallback(cb);
+    setTimeout(() => { v.cancelVideoFrameCallback(handle); resolve(frames); }, ms);
+  }), [testid, ms]);
+}
+
+/**
+ * Mean luma of a top and a bottom band of a <video>'s current picture, away from
+ * the middle (where Chromium's fake camera draws its rotating disc) and the corners:
+ * rows 6–18 % and 82–94 %, columns 10–70 %. The fake camera writes its clock in the
+ * top band, so the top is the brighter one in the camera's own picture.
+ */
+export async function bands(page, testid) {
+  return page.evaluate((id) => {
+    const v = document.querySelector(`[data-testid="${id}"]`);
+    const w = 160;
+    const h = 120;
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0, w, h);
+    const d = g.getImageData(0, 0, w, h).data;
+    const band = (y0, y1) => {
+      let sum = 0;
+      let n = 0;
+      for (let y = Math.round(y0 * h); y < Math.round(y1 * h); y++) {
+        for (let x = Math.round(0.1 * w); x < Math.round(0.7 * w); x++) {
+          const p = (y * w + x) * 4;
+          sum += 0.299 * d[p] + 0.587 * d[p + 1] + 0.114 * d[p + 2];
+          n += 1;
+        }
+      }
+      return sum / n;
+    };
+    return { top: band(0.06, 0.18), bottom: band(0.82, 0.94), width: v.videoWidth, height: v.videoHeight };
+  }, testid);
+}
+
+/** Average `fn()` (returning numbers by key) over `n` samples `gap` ms apart. */
+export async function averageOf(n, gap, fn) {
+  const sums = {};
+  for (let i = 0; i < n; i++) {
+    const r = await fn();
+    for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v / n;
+    if (i + 1 < n) await new Promise((r2) => setTimeout(r2, gap));
+  }
+  return sums;
+}

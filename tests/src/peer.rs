@@ -1,0 +1,1169 @@
+//! An independent WebRTC client (webrtc-rs) that speaks FastRTC's protocol to a wasmrtc
+//! server: signaling over `POST {base}/webrtc/offer`, media over RTP (Opus audio, VP8
+//! video), control messages over a data channel labelled `text`, inputs over
+//! `POST {base}/input_hook` and outputs over `GET {base}/outputs` (SSE).
+//!
+//! Used by the end-to-end tests and the load generator. Every wait is bounded by a
+//! timeout, so a misbehaving server fails a test instead of hanging it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wasmrtc::media::{
+    OpusDecoder, OpusEncoder, OpusSettings, Picture, PixelFormat, Vp8Decoder, Vp8Encoder,
+    Vp8Settings,
+};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
+
+/// Sample rate of the audio the peer sends and keeps (Opus's clock).
+pub const AUDIO_RATE: u32 = 48_000;
+/// Samples in one 20 ms Opus packet.
+const AUDIO_FRAME: usize = 960;
+/// Payload types the peer offers.
+const OPUS_PT: u8 = 111;
+const VP8_PT: u8 = 96;
+/// Received pictures kept (the oldest are dropped; [`TestPeer::video_frames`] counts all).
+const KEEP_PICTURES: usize = 16;
+/// Longest run of lost audio packets concealed with silence-like PLC.
+const MAX_CONCEALED: u16 = 10;
+
+/// Serve `stream`'s routes (`/webrtc/offer`, `/input_hook`, `/outputs`) at the root of a
+/// fresh HTTP server on 127.0.0.1 (a free port). The server runs until the task is
+/// aborted or the runtime stops (the end of a test).
+pub async fn serve(stream: wasmrtc::Stream) -> (SocketAddr, JoinHandle<()>) {
+    serve_router(stream.mount(axum::Router::new(), "")).await
+}
+
+/// Serve any router on 127.0.0.1 (a free port), e.g. several streams under prefixes.
+pub async fn serve_router(router: axum::Router) -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("test server stopped: {e}");
+        }
+    });
+    (addr, task)
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes; whether it held.
+pub async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Which way media of one kind flows, seen from the test peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Media {
+    /// No m-line of this kind.
+    #[default]
+    None,
+    /// The peer sends, the server does not (`sendonly`).
+    Send,
+    /// The server sends, the peer does not (`recvonly`).
+    Recv,
+    /// Both ways (`sendrecv`).
+    SendRecv,
+}
+
+impl Media {
+    fn sends(self) -> bool {
+        matches!(self, Media::Send | Media::SendRecv)
+    }
+
+    fn direction(self) -> Option<RTCRtpTransceiverDirection> {
+        match self {
+            Media::None => None,
+            Media::Send => Some(RTCRtpTransceiverDirection::Sendonly),
+            Media::Recv => Some(RTCRtpTransceiverDirection::Recvonly),
+            Media::SendRecv => Some(RTCRtpTransceiverDirection::Sendrecv),
+        }
+    }
+}
+
+/// How a [`TestPeer`] connects and what it sends.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// Audio direction.
+    pub audio: Media,
+    /// Video direction.
+    pub video: Media,
+    /// The `webrtc_id`; a fresh unique one when `None`.
+    pub webrtc_id: Option<String>,
+    /// Frequency of the sine the peer sends, in Hz.
+    pub tone_hz: f64,
+    /// Peak amplitude of that sine (i16 units).
+    pub tone_amplitude: f64,
+    /// Size of the video the peer sends.
+    pub video_size: (u32, u32),
+    /// Frames per second of the video the peer sends.
+    pub fps: u32,
+    /// Start sending media only once the data channel is open (so that the server can
+    /// already report errors on it); otherwise as soon as the connection is up.
+    pub media_after_channel: bool,
+    /// Longest wait for the connection (and, with `media_after_channel`, the channel).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self {
+            audio: Media::None,
+            video: Media::None,
+            webrtc_id: None,
+            tone_hz: 1_000.0,
+            tone_amplitude: 8_000.0,
+            video_size: (320, 240),
+            fps: 30,
+            media_after_channel: true,
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl PeerOptions {
+    /// Options with these audio and video directions, the rest default.
+    pub fn new(audio: Media, video: Media) -> Self {
+        Self {
+            audio,
+            video,
+            ..Self::default()
+        }
+    }
+}
+
+/// The server refused an offer: the HTTP status and the JSON body it answered.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// HTTP status.
+    pub status: u16,
+    /// The reply body (`{"status":"failed","meta":{"error":…}}` or a 422 `detail`).
+    pub body: Value,
+}
+
+impl Rejected {
+    /// `meta.error` of a FastRTC soft failure, if any.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body.pointer("/meta/error").and_then(Value::as_str)
+    }
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "offer rejected with HTTP {}: {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// A fresh `webrtc_id` (unique in this process, random across processes).
+pub fn new_webrtc_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("peer-{}-{nanos:08x}-{n}", std::process::id())
+}
+
+/// An HTTP client for the stream's routes (plain HTTP, JSON).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("HTTP client")
+}
+
+/// `POST {base}/webrtc/offer` with any JSON body: the status and the JSON reply
+/// (`Value::Null` when the reply is not JSON).
+pub async fn post_offer(base: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    post_json(&http_client(), &format!("{base}/webrtc/offer"), body).await
+}
+
+/// `POST {base}/input_hook` with `{"webrtc_id": id, …values}`: the status and the reply.
+pub async fn post_input(
+    base: &str,
+    webrtc_id: &str,
+    values: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let mut body = values.as_object().cloned().unwrap_or_default();
+    body.insert("webrtc_id".into(), Value::String(webrtc_id.to_string()));
+    post_json(
+        &http_client(),
+        &format!("{base}/input_hook"),
+        &Value::Object(body),
+    )
+    .await
+}
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let reply = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = reply.status().as_u16();
+    let bytes = reply
+        .bytes()
+        .await
+        .with_context(|| format!("body of POST {url}"))?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// The SSE stream of `GET {base}/outputs?webrtc_id=…`: yields each `output` event's data.
+pub struct Outputs {
+    reply: reqwest::Response,
+    buffer: String,
+}
+
+impl Outputs {
+    /// Open the stream; fails unless the server answers 200.
+    pub async fn open(base: &str, webrtc_id: &str) -> anyhow::Result<Self> {
+        // No overall timeout: the stream lasts as long as the connection.
+        let client = reqwest::Client::new();
+        let reply = client
+            .get(format!("{base}/outputs"))
+            .query(&[("webrtc_id", webrtc_id)])
+            .send()
+            .await
+            .context("GET /outputs")?;
+        if !reply.status().is_success() {
+            let status = reply.status();
+            let text = reply.text().await.unwrap_or_default();
+            bail!("GET /outputs answered {status}: {text}");
+        }
+        Ok(Self {
+            reply,
+            buffer: String::new(),
+        })
+    }
+
+    /// The data of the next `output` event, or `None` when the stream ends or `timeout`
+    /// passes first.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let mut name = "message";
+                let mut data = String::new();
+                for line in event.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if name == "output" {
+                    return Some(serde_json::from_str(&data).unwrap_or(Value::String(data)));
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.reply.chunk()).await {
+                Ok(Ok(Some(chunk))) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// What the peer has received, shared with its tasks.
+#[derive(Default)]
+struct Received {
+    /// Decoded remote audio, 48 kHz mono.
+    audio: Mutex<Vec<i16>>,
+    /// Audio RTP packets received.
+    audio_packets: AtomicUsize,
+    /// The last decoded remote pictures (I420).
+    pictures: Mutex<VecDeque<Picture>>,
+    /// Remote pictures decoded in all.
+    video_frames: AtomicUsize,
+    /// Video RTP packets received.
+    video_packets: AtomicUsize,
+    /// Data-channel messages, parsed as JSON (text that is not JSON is kept as a string).
+    messages: Mutex<Vec<Value>>,
+    /// Whether the data channel is open.
+    channel_open: AtomicBool,
+    /// Audio samples sent so far.
+    audio_sent: AtomicUsize,
+    /// Video frames sent so far.
+    video_sent: AtomicUsize,
+}
+
+struct Handler {
+    received: Arc<Received>,
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let received = self.received.clone();
+        // The callback runs on the connection's driver: read the track elsewhere.
+        let task = tokio::spawn(async move {
+            match track.kind().await {
+                RtpCodecKind::Audio => read_audio(track, received).await,
+                RtpCodecKind::Video => read_video(track, received).await,
+                _ => {}
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+}
+
+async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
+    let Ok(mut decoder) = OpusDecoder::new(1) else {
+        return;
+    };
+    let mut next_seq: Option<u16> = None;
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(p) => p,
+            TrackRemoteEvent::OnEnded => break,
+            _ => continue,
+        };
+        received.audio_packets.fetch_add(1, Ordering::Relaxed);
+        let seq = packet.header.sequence_number;
+        let mut pcm = Vec::new();
+        if let Some(expected) = next_seq {
+            let lost = seq.wrapping_sub(expected);
+            if lost >= 0x8000 {
+                // Late or duplicate: already concealed.
+                continue;
+            }
+            if lost > 0 && lost <= MAX_CONCEALED {
+                for _ in 0..lost {
+                    if let Ok(buf) = decoder.decode(None) {
+                        pcm.extend_from_slice(&buf.samples);
+                    }
+                }
+            }
+        }
+        next_seq = Some(seq.wrapping_add(1));
+        if let Ok(buf) = decoder.decode(Some(&packet.payload)) {
+            pcm.extend_from_slice(&buf.samples);
+        }
+        received
+            .audio
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(&pcm);
+    }
+}
+
+/// Reassembles VP8 frames from RTP packets (RFC 7741), dropping frames with a loss.
+#[derive(Default)]
+struct Vp8Assembler {
+    timestamp: Option<u32>,
+    next_seq: Option<u16>,
+    frame: Vec<u8>,
+    /// The frame being assembled missed a packet (or its start).
+    broken: bool,
+}
+
+enum Assembled {
+    Nothing,
+    Frame(Vec<u8>),
+    /// A frame was lost: ask for a keyframe.
+    Lost,
+}
+
+impl Vp8Assembler {
+    fn push(&mut self, packet: &rtc::rtp::Packet) -> Assembled {
+        let h = &packet.header;
+        let mut lost = false;
+        if let Some(expected) = self.next_seq {
+            let gap = h.sequence_number.wrapping_sub(expected);
+            if gap >= 0x8000 {
+                return Assembled::Nothing; // Late or duplicate.
+            }
+            lost = gap != 0;
+        }
+        self.next_seq = Some(h.sequence_number.wrapping_add(1));
+        if self.timestamp != Some(h.timestamp) {
+            // A new frame; an unfinished previous one is dropped.
+            lost |= !self.frame.is_empty() && !self.broken;
+            self.timestamp = Some(h.timestamp);
+            self.frame.clear();
+            self.broken = false;
+        }
+        let mut descriptor = Vp8Packet::default();
+        let Ok(payload) = descriptor.depacketize(&packet.payload) else {
+            self.broken = true;
+            return Assembled::Lost;
+        };
+        let starts = descriptor.s == 1 && descriptor.pid == 0;
+        if lost || (self.frame.is_empty() && !starts) {
+            self.broken = true;
+        }
+        if !self.broken {
+            self.frame.extend_from_slice(&payload);
+        }
+        if h.marker {
+            let frame = std::mem::take(&mut self.frame);
+            if std::mem::take(&mut self.broken) {
+                return Assembled::Lost;
+            }
+            return Assembled::Frame(frame);
+        }
+        if lost {
+            Assembled::Lost
+        } else {
+            Assembled::Nothing
+        }
+    }
+}
+
+async fn read_video(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
+    let Ok(mut decoder) = Vp8Decoder::new() else {
+        return;
+    };
+    let mut assembler = Vp8Assembler::default();
+    let mut waiting_keyframe = true;
+    let mut last_pli: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(p) => p,
+            TrackRemoteEvent::OnEnded => break,
+            _ => continue,
+        };
+        received.video_packets.fetch_add(1, Ordering::Relaxed);
+        let ssrc = packet.header.ssrc;
+        let mut need_keyframe = false;
+        match assembler.push(&packet) {
+            Assembled::Nothing => {}
+            Assembled::Lost => {
+                waiting_keyframe = true;
+                need_keyframe = true;
+            }
+            Assembled::Frame(frame) => {
+                let key = wasmrtc::media::vp8::is_keyframe(&frame);
+                if waiting_keyframe && !key {
+                    need_keyframe = true;
+                } else {
+                    let ts = u64::from(packet.header.timestamp) * 100 / 9;
+                    match decoder.decode(&frame, ts) {
+                        Ok(Some(picture)) => {
+                            waiting_keyframe = false;
+                            let mut pictures =
+                                received.pictures.lock().unwrap_or_else(|e| e.into_inner());
+                            if pictures.len() == KEEP_PICTURES {
+                                pictures.pop_front();
+                            }
+                            pictures.push_back(picture);
+                            drop(pictures);
+                            received.video_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) => {}
+                        Err(_) => {
+                            waiting_keyframe = true;
+                            need_keyframe = true;
+                        }
+                    }
+                }
+            }
+        }
+        if need_keyframe && last_pli.is_none_or(|t| t.elapsed() > Duration::from_millis(250)) {
+            last_pli = Some(Instant::now());
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        }
+    }
+}
+
+/// A picture of the test pattern: the top half white, the bottom half black (I420,
+/// limited range: Y 235 / 16), with `frame`'s low 16 bits drawn as a row of 16x8 blocks
+/// along the top edge (white for 1, black for 0).
+pub fn test_pattern(width: u32, height: u32, frame: u64, timestamp_us: u64) -> Picture {
+    let mut picture = Picture::black(width, height, PixelFormat::I420, timestamp_us);
+    let (w, h) = (width as usize, height as usize);
+    picture.data[..w * (h / 2)].fill(235);
+    for bit in 0..16usize {
+        let on = frame >> bit & 1 == 1;
+        for y in 0..8.min(h) {
+            for x in bit * 16..((bit + 1) * 16).min(w) {
+                picture.data[y * w + x] = if on { 235 } else { 16 };
+            }
+        }
+    }
+    picture
+}
+
+/// Mean of the Y plane of an I420 picture over rows `rows`.
+pub fn mean_luma(picture: &Picture, rows: std::ops::Range<u32>) -> f64 {
+    let Some((y, _, _)) = picture.planes() else {
+        return 0.0;
+    };
+    let w = picture.width as usize;
+    let rows = rows.start as usize..(rows.end.min(picture.height)) as usize;
+    let n = rows.len() * w;
+    if n == 0 {
+        return 0.0;
+    }
+    let sum: u64 = y[rows.start * w..rows.end * w]
+        .iter()
+        .map(|&v| u64::from(v))
+        .sum();
+    sum as f64 / n as f64
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn local_track(
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
+    let name = match kind {
+        RtpCodecKind::Audio => "audio",
+        _ => "video",
+    };
+    let track = MediaStreamTrack::new(
+        "wasmrtc-test-peer".to_owned(),
+        format!("wasmrtc-test-{name}"),
+        format!("wasmrtc-test-{name}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Ok(Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        track,
+    )?))
+}
+
+/// A WebRTC client of one wasmrtc stream.
+pub struct TestPeer {
+    pc: Arc<dyn PeerConnection>,
+    channel: Arc<dyn DataChannel>,
+    webrtc_id: String,
+    base: String,
+    received: Arc<Received>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    closed: bool,
+}
+
+impl TestPeer {
+    /// Connect to the stream served at `base` (e.g. `http://127.0.0.1:PORT` or with a
+    /// mount prefix): offer, wait for ICE gathering, post the offer, apply the answer,
+    /// and wait until the connection is up (and the data channel open, with
+    /// `media_after_channel`). A refused offer is an error holding a [`Rejected`].
+    pub async fn connect(base: &str, options: PeerOptions) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/').to_string();
+        let webrtc_id = options.webrtc_id.clone().unwrap_or_else(new_webrtc_id);
+
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+            },
+            RtpCodecKind::Audio,
+        )?;
+        media_engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8_codec(),
+                payload_type: VP8_PT,
+            },
+            RtpCodecKind::Video,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+
+        let received = Arc::new(Received::default());
+        let (gathered_tx, mut gathered) = watch::channel(false);
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let tasks = Arc::new(Mutex::new(Vec::new()));
+        let handler = Arc::new(Handler {
+            received: received.clone(),
+            gathered: gathered_tx,
+            state: state_tx,
+            tasks: tasks.clone(),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            // A concrete loopback address: a wildcard would skip loopback interfaces.
+            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        // From here on, close the connection on any failure.
+        let peer = async {
+            let mut audio_track = None;
+            let mut video_track = None;
+            for (kind, media) in [
+                (RtpCodecKind::Audio, options.audio),
+                (RtpCodecKind::Video, options.video),
+            ] {
+                let Some(direction) = media.direction() else {
+                    continue;
+                };
+                let init = RTCRtpTransceiverInit {
+                    direction,
+                    ..Default::default()
+                };
+                if media.sends() {
+                    let ssrc = rand_ssrc();
+                    let codec = if kind == RtpCodecKind::Audio {
+                        opus_codec()
+                    } else {
+                        vp8_codec()
+                    };
+                    let track = local_track(kind, codec, ssrc)?;
+                    let transceiver = pc
+                        .add_transceiver_from_track(
+                            track.clone() as Arc<dyn TrackLocal>,
+                            Some(init),
+                        )
+                        .await?;
+                    let sender = transceiver
+                        .sender()
+                        .await?
+                        .ok_or_else(|| anyhow!("transceiver has no sender"))?;
+                    if kind == RtpCodecKind::Audio {
+                        audio_track = Some((track, sender, ssrc));
+                    } else {
+                        video_track = Some((track, sender, ssrc));
+                    }
+                } else {
+                    pc.add_transceiver_from_kind(kind, Some(init)).await?;
+                }
+            }
+            let channel = pc.create_data_channel("text", None).await?;
+
+            let offer = pc.create_offer(None).await?;
+            pc.set_local_description(offer).await?;
+            tokio::time::timeout(Duration::from_secs(10), gathered.wait_for(|g| *g))
+                .await
+                .context("ICE gathering did not complete")??;
+            let offer = pc
+                .local_description()
+                .await
+                .ok_or_else(|| anyhow!("no local description"))?;
+
+            let body = json!({"sdp": offer.sdp, "type": "offer", "webrtc_id": webrtc_id});
+            let (status, reply) = post_offer(&base, &body).await?;
+            let answer = match (
+                status,
+                reply.get("type").and_then(Value::as_str),
+                reply.get("sdp").and_then(Value::as_str),
+            ) {
+                (200, Some("answer"), Some(sdp)) => sdp.to_string(),
+                _ => {
+                    return Err(anyhow::Error::new(Rejected {
+                        status,
+                        body: reply,
+                    }));
+                }
+            };
+            pc.set_remote_description(RTCSessionDescription::answer(answer)?)
+                .await?;
+            Ok::<_, anyhow::Error>((channel, audio_track, video_track))
+        }
+        .await;
+        let (channel, audio_track, video_track) = match peer {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+
+        // The data channel: note when it opens, keep every message.
+        {
+            let channel = channel.clone();
+            let received = received.clone();
+            let task = tokio::spawn(async move {
+                while let Some(event) = channel.poll().await {
+                    match event {
+                        DataChannelEvent::OnOpen => {
+                            received.channel_open.store(true, Ordering::Release)
+                        }
+                        DataChannelEvent::OnClose => {
+                            received.channel_open.store(false, Ordering::Release);
+                            break;
+                        }
+                        DataChannelEvent::OnMessage(m) => {
+                            let text = String::from_utf8_lossy(&m.data).into_owned();
+                            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                            received
+                                .messages
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(value);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        }
+
+        let mut peer = TestPeer {
+            pc,
+            channel,
+            webrtc_id,
+            base,
+            received,
+            state,
+            tasks,
+            closed: false,
+        };
+        if let Err(e) = peer.wait_connected(options.connect_timeout).await {
+            peer.close().await;
+            return Err(e);
+        }
+        if options.media_after_channel && !peer.wait_channel_open(options.connect_timeout).await {
+            peer.close().await;
+            bail!(
+                "the data channel did not open within {:?}",
+                options.connect_timeout
+            );
+        }
+
+        if let Some((track, sender, ssrc)) = audio_track {
+            let pt = payload_type(&sender, OPUS_PT).await;
+            let task = tokio::spawn(send_audio(
+                track,
+                ssrc,
+                pt,
+                options.clone(),
+                peer.received.clone(),
+            ));
+            peer.push_task(task);
+        }
+        if let Some((track, sender, ssrc)) = video_track {
+            let pt = payload_type(&sender, VP8_PT).await;
+            let task = tokio::spawn(send_video(
+                track,
+                ssrc,
+                pt,
+                options.clone(),
+                peer.received.clone(),
+            ));
+            peer.push_task(task);
+        }
+        Ok(peer)
+    }
+
+    fn push_task(&self, task: JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    async fn wait_connected(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let waited = tokio::time::timeout(
+            timeout,
+            self.state.wait_for(|s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            }),
+        )
+        .await
+        .map(|r| r.map(|s| *s));
+        match waited {
+            Ok(Ok(RTCPeerConnectionState::Connected)) => Ok(()),
+            Ok(Ok(s)) => bail!("the connection went {s} instead of connecting"),
+            Ok(Err(_)) => bail!("the connection's handler went away"),
+            Err(_) => bail!(
+                "not connected within {timeout:?} (state {})",
+                *self.state.borrow()
+            ),
+        }
+    }
+
+    /// Wait until the data channel is open; whether it opened within `timeout`.
+    pub async fn wait_channel_open(&self, timeout: Duration) -> bool {
+        poll_until(timeout, || {
+            self.received.channel_open.load(Ordering::Acquire)
+        })
+        .await
+    }
+
+    /// The `webrtc_id` this peer connected with.
+    pub fn webrtc_id(&self) -> &str {
+        &self.webrtc_id
+    }
+
+    /// The base URL of the stream (`http://host:port[/prefix]`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> RTCPeerConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Send a text message on the data channel.
+    pub async fn send_text(&self, text: &str) -> anyhow::Result<()> {
+        self.channel.send_text(text).await?;
+        Ok(())
+    }
+
+    /// Every data-channel message received so far.
+    pub fn messages(&self) -> Vec<Value> {
+        self.received
+            .messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Wait for a data-channel message (received before or after the call) matching
+    /// `pred`; the first such, or `None` after `timeout`.
+    pub async fn wait_message(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let mut found = None;
+        poll_until(timeout, || {
+            found = self
+                .received
+                .messages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|m| pred(m))
+                .cloned();
+            found.is_some()
+        })
+        .await;
+        found
+    }
+
+    /// Wait for a message whose `"type"` is `kind`.
+    pub async fn wait_message_type(&self, timeout: Duration, kind: &str) -> Option<Value> {
+        self.wait_message(timeout, |m| {
+            m.get("type").and_then(Value::as_str) == Some(kind)
+        })
+        .await
+    }
+
+    /// Decoded remote audio so far (48 kHz mono).
+    pub fn audio(&self) -> Vec<i16> {
+        self.received
+            .audio
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Number of remote audio samples decoded so far.
+    pub fn audio_len(&self) -> usize {
+        self.received
+            .audio
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Wait until at least `samples` remote audio samples were decoded; whether they were.
+    pub async fn wait_audio(&self, samples: usize, timeout: Duration) -> bool {
+        poll_until(timeout, || self.audio_len() >= samples).await
+    }
+
+    /// Remote audio RTP packets received.
+    pub fn audio_packets(&self) -> usize {
+        self.received.audio_packets.load(Ordering::Relaxed)
+    }
+
+    /// Audio samples sent so far.
+    pub fn audio_sent(&self) -> usize {
+        self.received.audio_sent.load(Ordering::Relaxed)
+    }
+
+    /// Remote pictures decoded so far.
+    pub fn video_frames(&self) -> usize {
+        self.received.video_frames.load(Ordering::Relaxed)
+    }
+
+    /// Remote video RTP packets received.
+    pub fn video_packets(&self) -> usize {
+        self.received.video_packets.load(Ordering::Relaxed)
+    }
+
+    /// Video frames sent so far.
+    pub fn video_sent(&self) -> usize {
+        self.received.video_sent.load(Ordering::Relaxed)
+    }
+
+    /// The last decoded remote pictures (I420), oldest first.
+    pub fn pictures(&self) -> Vec<Picture> {
+        self.received
+            .pictures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Wait until at least `frames` remote pictures were decoded; whether they were.
+    pub async fn wait_video(&self, frames: usize, timeout: Duration) -> bool {
+        poll_until(timeout, || self.video_frames() >= frames).await
+    }
+
+    /// `POST {base}/input_hook` for this connection.
+    pub async fn set_input(&self, values: Value) -> anyhow::Result<(u16, Value)> {
+        post_input(&self.base, &self.webrtc_id, &values).await
+    }
+
+    /// Open `GET {base}/outputs` for this connection.
+    pub async fn outputs(&self) -> anyhow::Result<Outputs> {
+        Outputs::open(&self.base, &self.webrtc_id).await
+    }
+
+    /// Stop sending and close the connection.
+    pub async fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        let _ = self.channel.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pc.close()).await;
+    }
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+fn rand_ssrc() -> u32 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // Any non-zero value will do; mix the clock with a counter.
+    (nanos ^ (n as u32).wrapping_mul(0x9E37_79B9) ^ std::process::id().rotate_left(16)) | 1
+}
+
+/// The payload type negotiated for a sender (what `write_sample` must stamp).
+async fn payload_type(sender: &Arc<dyn RtpSender>, fallback: u8) -> u8 {
+    match sender.get_parameters().await {
+        Ok(p) => p
+            .rtp_parameters
+            .codecs
+            .first()
+            .map_or(fallback, |c| c.payload_type),
+        Err(_) => fallback,
+    }
+}
+
+/// Send a sine as 20 ms Opus packets, paced in real time.
+async fn send_audio(
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    pt: u8,
+    options: PeerOptions,
+    received: Arc<Received>,
+) {
+    let mut encoder = match OpusEncoder::new(1, OpusSettings::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("test peer: no Opus encoder: {e}");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut offset = 0usize;
+    loop {
+        ticker.tick().await;
+        let pcm = crate::signal::sine(
+            options.tone_hz,
+            options.tone_amplitude,
+            AUDIO_RATE,
+            offset,
+            AUDIO_FRAME,
+        );
+        offset += AUDIO_FRAME;
+        let Ok(packet) = encoder.encode(&pcm) else {
+            continue;
+        };
+        let sample = Sample {
+            data: Bytes::from(packet),
+            duration: Duration::from_millis(20),
+            ..Sample::new(Instant::now())
+        };
+        if track
+            .sample_writer(ssrc, pt)
+            .write_sample(&sample)
+            .await
+            .is_err()
+        {
+            // Not bound yet or closed; keep the clock going.
+            continue;
+        }
+        received
+            .audio_sent
+            .fetch_add(AUDIO_FRAME, Ordering::Relaxed);
+    }
+}
+
+/// Send the test pattern as VP8 at the configured size and frame rate.
+async fn send_video(
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    pt: u8,
+    options: PeerOptions,
+    received: Arc<Received>,
+) {
+    let (w, h) = options.video_size;
+    let fps = options.fps.max(1);
+    let settings = Vp8Settings {
+        bitrate_kbps: 600,
+        fps,
+        // A keyframe every second: the peer does not see the server's keyframe requests
+        // (webrtc-rs keeps inbound RTCP for its interceptors).
+        keyframe_interval: fps,
+        ..Vp8Settings::default()
+    };
+    let mut encoder = match Vp8Encoder::new(w, h, settings) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("test peer: no VP8 encoder: {e}");
+            return;
+        }
+    };
+    let period = Duration::from_secs(1) / fps;
+    let mut ticker = tokio::time::interval(period);
+    let mut frame = 0u64;
+    loop {
+        ticker.tick().await;
+        let picture = test_pattern(w, h, frame, frame * 1_000_000 / u64::from(fps));
+        frame += 1;
+        let Ok(encoded) = encoder.encode(&picture) else {
+            continue;
+        };
+        for f in encoded {
+            let sample = Sample {
+                data: Bytes::from(f.data),
+                duration: period,
+                ..Sample::new(Instant::now())
+            };
+            let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+        }
+        received.video_sent.fetch_add(1, Ordering::Relaxed);
+    }
+}

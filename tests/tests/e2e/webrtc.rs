@@ -1,0 +1,435 @@
+//! End to end over real WebRTC: an independent client (webrtc-rs, `wasmrtc_tests::peer`)
+//! talks FastRTC's protocol to a wasmrtc server on 127.0.0.1, with media, the data
+//! channel and the HTTP hooks. Each test starts its own server and bounds every wait.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wasmrtc::runtime::{HandlerComponent, InstanceLimits};
+use wasmrtc::{Stream, StreamConfig, Transport};
+use wasmrtc_tests::peer::{self, Media, PeerOptions, Rejected, TestPeer, mean_luma, test_pattern};
+use wasmrtc_tests::{guests, signal, test_runtime};
+
+/// Longest wait for anything to happen.
+const WAIT: Duration = Duration::from_secs(15);
+const RATE: usize = peer::AUDIO_RATE as usize;
+
+async fn component(name: &str, path: &str) -> HandlerComponent {
+    test_runtime().load_file(name, path).await.expect(path)
+}
+
+fn transport() -> Transport {
+    Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind the UDP socket")
+}
+
+/// A stream of the guest at `path`, served at the root of a fresh server: (base URL, stream).
+async fn serve(path: &str, config: StreamConfig) -> (String, Stream) {
+    let stream = Stream::new(component("stream", path).await, transport(), config);
+    let (addr, _server) = peer::serve(stream.clone()).await;
+    (format!("http://{addr}"), stream)
+}
+
+async fn connect(base: &str, audio: Media, video: Media) -> TestPeer {
+    TestPeer::connect(base, PeerOptions::new(audio, video))
+        .await
+        .expect("connect")
+}
+
+fn rejection(result: anyhow::Result<TestPeer>) -> Rejected {
+    match result {
+        Ok(_) => panic!("the offer was accepted"),
+        Err(e) => e
+            .downcast_ref::<Rejected>()
+            .cloned()
+            .unwrap_or_else(|| panic!("not a rejection: {e:#}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_returns_the_sine_and_answers_on_the_data_channel() {
+    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+
+    client.send_text("handshake").await.unwrap();
+    let expected = json!({"type": "log", "data": "Server received: handshake"});
+    let log = client.wait_message(WAIT, |m| *m == expected).await;
+    assert!(
+        log.is_some(),
+        "no handshake echo; messages: {:?}",
+        client.messages()
+    );
+
+    assert!(
+        client.wait_audio(3 * RATE, WAIT).await,
+        "got {} samples back (sent {})",
+        client.audio_len(),
+        client.audio_sent()
+    );
+    let audio = client.audio();
+    let tail = &audio[RATE / 2..];
+    let f = signal::frequency(tail, peer::AUDIO_RATE);
+    let rms = signal::rms(tail);
+    eprintln!("echo: {f:.1} Hz, rms {rms:.0}");
+    assert!((f - 1000.0).abs() < 20.0, "echoed frequency {f:.1} Hz");
+    assert!(
+        rms > 2000.0,
+        "echoed level {rms:.0} (sent a sine of rms {:.0})",
+        8000.0 / 2f64.sqrt()
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gain_input_scales_the_returned_level() {
+    let (base, _stream) = serve(guests::GAIN, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    assert!(
+        client.wait_message_type(WAIT, "send_input").await.is_some(),
+        "no send_input; messages: {:?}",
+        client.messages()
+    );
+
+    // Gain 1 (the default): 1.5 s of audio, the first 0.5 s skipped.
+    assert!(
+        client.wait_audio(2 * RATE, WAIT).await,
+        "only {} samples back",
+        client.audio_len()
+    );
+    let before = signal::rms(&client.audio()[RATE / 2..2 * RATE]);
+
+    let (status, reply) = client.set_input(json!({"gain": 0.25})).await.unwrap();
+    assert_eq!((status, reply), (200, json!({"status": "success"})));
+    let from = client.audio_len();
+    // Skip 0.5 s for the audio already on its way, then measure 1 s.
+    assert!(
+        client.wait_audio(from + 3 * RATE / 2, WAIT).await,
+        "audio stopped after the input"
+    );
+    let after = signal::rms(&client.audio()[from + RATE / 2..from + 3 * RATE / 2]);
+
+    let ratio = after / before;
+    eprintln!("gain: rms {before:.0} -> {after:.0} (ratio {ratio:.3})");
+    assert!(before > 2000.0, "level at gain 1: {before:.0}");
+    assert!(
+        (ratio - 0.25).abs() < 0.05,
+        "level {before:.0} -> {after:.0}: ratio {ratio:.3}, expected 0.25"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tone_reaches_a_receive_only_client() {
+    let (base, _stream) = serve(guests::TONE, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::Recv, Media::None).await;
+    assert!(
+        client.wait_audio(2 * RATE, WAIT).await,
+        "only {} samples of tone",
+        client.audio_len()
+    );
+    let audio = client.audio();
+    let tail = &audio[RATE / 2..];
+    let f = signal::frequency(tail, peer::AUDIO_RATE);
+    eprintln!("tone: {f:.1} Hz, rms {:.0}", signal::rms(tail));
+    assert!((f - 440.0).abs() < 10.0, "tone at {f:.1} Hz");
+    assert!(
+        signal::rms(tail) > 2000.0,
+        "tone level {:.0}",
+        signal::rms(tail)
+    );
+    assert_eq!(
+        client.audio_sent(),
+        0,
+        "a receive-only client sends no audio"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flip_returns_the_video_upside_down() {
+    let (base, _stream) = serve(guests::FLIP, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::None, Media::SendRecv).await;
+    assert!(
+        client.wait_video(10, WAIT).await,
+        "{} frames back ({} packets) for {} sent",
+        client.video_frames(),
+        client.video_packets(),
+        client.video_sent()
+    );
+    let sent = test_pattern(320, 240, 0, 0);
+    assert!(mean_luma(&sent, 8..120) > 200.0 && mean_luma(&sent, 120..240) < 30.0);
+
+    let picture = client.pictures().pop().expect("a picture");
+    assert_eq!((picture.width, picture.height), (320, 240));
+    let (top, bottom) = (mean_luma(&picture, 0..120), mean_luma(&picture, 120..232));
+    eprintln!(
+        "flip: {} frames back, luma top {top:.1}, bottom {bottom:.1}",
+        client.video_frames()
+    );
+    assert!(
+        top < 60.0 && bottom > 180.0,
+        "not flipped: top {top:.0}, bottom {bottom:.0}"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brightness_is_reported_on_the_channel_and_over_sse() {
+    let (base, _stream) = serve(guests::BRIGHTNESS, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::None, Media::Send).await;
+    let mut outputs = client.outputs().await.unwrap();
+
+    assert!(
+        client
+            .wait_message_type(WAIT, "fetch_output")
+            .await
+            .is_some(),
+        "no fetch_output; messages: {:?}",
+        client.messages()
+    );
+    let output = outputs.next(WAIT).await.expect("an output event");
+    let brightness = output
+        .get("brightness")
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("output without brightness: {output}"));
+    let expected = mean_luma(&test_pattern(320, 240, 30, 0), 0..240);
+    eprintln!("brightness: {brightness:.1} (frames sent: {expected:.1})");
+    assert!(
+        (brightness - expected).abs() < 10.0,
+        "brightness {brightness:.1}, frames sent have mean luma {expected:.1}"
+    );
+    assert_eq!(
+        client.video_packets(),
+        0,
+        "a send-only client gets no video"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_handler_errors_while_another_stream_keeps_echoing() {
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let shared = transport();
+    let hostile = Stream::new(
+        component("hostile", guests::HOSTILE_LOOP)
+            .await
+            .with_limits(limits),
+        shared.clone(),
+        StreamConfig::default(),
+    );
+    let echo = Stream::new(
+        component("echo", guests::ECHO).await,
+        shared,
+        StreamConfig::default(),
+    );
+    let router = hostile.mount(echo.mount(axum::Router::new(), "/b"), "/a");
+    let (addr, _server) = peer::serve_router(router).await;
+
+    let mut benign = connect(&format!("http://{addr}/b"), Media::SendRecv, Media::None).await;
+    assert!(
+        benign.wait_audio(RATE / 2, WAIT).await,
+        "echo did not start"
+    );
+
+    let mut looping = connect(&format!("http://{addr}/a"), Media::SendRecv, Media::None).await;
+    let error = looping.wait_message_type(WAIT, "error").await;
+    let error =
+        error.unwrap_or_else(|| panic!("no error message; messages: {:?}", looping.messages()));
+    assert!(
+        error.get("message").and_then(Value::as_str).is_some(),
+        "{error}"
+    );
+    assert!(
+        peer::poll_until(WAIT, || hostile.active_connections() == 0).await,
+        "the failed connection was not released"
+    );
+
+    // The echo goes on: another second arrives, still the sine.
+    let from = benign.audio_len();
+    assert!(
+        benign.wait_audio(from + RATE, WAIT).await,
+        "the echo stopped"
+    );
+    let second = &benign.audio()[from..from + RATE];
+    let f = signal::frequency(second, peer::AUDIO_RATE);
+    eprintln!("hostile: {error}; echo goes on at {f:.1} Hz");
+    assert!(
+        (f - 1000.0).abs() < 20.0,
+        "echo at {f:.1} Hz after the failure"
+    );
+    assert_eq!(echo.active_connections(), 1);
+    looping.close().await;
+    benign.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_signaling_rejects_a_body_without_webrtc_id() {
+    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let (status, reply) = peer::post_offer(&base, &json!({"sdp": "v=0\r\n", "type": "offer"}))
+        .await
+        .unwrap();
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        reply.pointer("/detail/0/loc"),
+        Some(&json!(["body", "webrtc_id"])),
+        "{reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_signaling_garbage_sdp_releases_its_slot() {
+    let config = StreamConfig {
+        concurrency_limit: Some(1),
+        ..Default::default()
+    };
+    let (base, stream) = serve(guests::ECHO, config).await;
+    let body = json!({"sdp": "this is not SDP", "type": "offer", "webrtc_id": "garbage"});
+    let (status, reply) = peer::post_offer(&base, &body).await.unwrap();
+    assert_ne!(
+        reply.get("type").and_then(Value::as_str),
+        Some("answer"),
+        "{reply}"
+    );
+    assert_eq!(
+        (status, reply.pointer("/meta/error")),
+        (400, Some(&json!("invalid_sdp"))),
+        "{reply}"
+    );
+    assert_eq!(stream.active_connections(), 0);
+
+    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    assert!(
+        client.wait_audio(RATE / 2, WAIT).await,
+        "no echo after the bad offer"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_signaling_refuses_a_reused_webrtc_id() {
+    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let options = PeerOptions {
+        webrtc_id: Some("twice".into()),
+        ..PeerOptions::new(Media::SendRecv, Media::None)
+    };
+    let mut first = TestPeer::connect(&base, options.clone())
+        .await
+        .expect("first");
+    let rejected = rejection(TestPeer::connect(&base, options).await);
+    assert_eq!(rejected.status, 200, "{rejected}");
+    assert_eq!(
+        rejected.error_code(),
+        Some("connection_already_exists"),
+        "{rejected}"
+    );
+    first.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_signaling_refuses_video_to_an_audio_stream() {
+    let (base, stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let rejected = rejection(
+        TestPeer::connect(&base, PeerOptions::new(Media::SendRecv, Media::SendRecv)).await,
+    );
+    assert_eq!(rejected.status, 400, "{rejected}");
+    assert_eq!(
+        rejected.error_code(),
+        Some("invalid_track_kind"),
+        "{rejected}"
+    );
+    assert_eq!(stream.active_connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_signaling_enforces_the_concurrency_limit() {
+    let config = StreamConfig {
+        concurrency_limit: Some(1),
+        ..Default::default()
+    };
+    let (base, stream) = serve(guests::ECHO, config).await;
+    let mut first = connect(&base, Media::SendRecv, Media::None).await;
+    assert_eq!(stream.active_connections(), 1);
+
+    let rejected =
+        rejection(TestPeer::connect(&base, PeerOptions::new(Media::SendRecv, Media::None)).await);
+    assert_eq!(rejected.status, 200, "{rejected}");
+    assert_eq!(
+        rejected.body,
+        json!({"status": "failed", "meta": {"error": "concurrency_limit_reached", "limit": 1}})
+    );
+
+    first.close().await;
+    assert!(
+        peer::poll_until(WAIT, || stream.active_connections() == 0).await,
+        "the closed connection still holds its slot ({} active)",
+        stream.active_connections()
+    );
+    let mut third = connect(&base, Media::SendRecv, Media::None).await;
+    assert!(
+        third.wait_audio(RATE / 2, WAIT).await,
+        "no echo for the admitted client"
+    );
+    third.close().await;
+}
+
+/// Like a browser, start sending audio as soon as the connection is up: the handler fails
+/// on the first packet, before the data channel has opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_failing_before_the_channel_opens_still_reports_its_error() {
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let stream = Stream::new(
+        component("hostile", guests::HOSTILE_LOOP)
+            .await
+            .with_limits(limits),
+        transport(),
+        StreamConfig::default(),
+    );
+    let (addr, _server) = peer::serve(stream.clone()).await;
+    let options = PeerOptions {
+        media_after_channel: false,
+        ..PeerOptions::new(Media::SendRecv, Media::None)
+    };
+    let mut client = TestPeer::connect(&format!("http://{addr}"), options)
+        .await
+        .expect("connect");
+    let error = client.wait_message_type(WAIT, "error").await;
+    assert!(
+        error.is_some(),
+        "no error message; messages: {:?}",
+        client.messages()
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_limit_warns_then_ends_the_stream() {
+    let config = StreamConfig {
+        time_limit: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let (base, stream) = serve(guests::ECHO, config).await;
+    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    assert!(
+        client.wait_message_type(WAIT, "warning").await.is_some(),
+        "no warning"
+    );
+    let end = client.wait_message_type(WAIT, "end_stream").await;
+    assert_eq!(
+        end,
+        Some(json!({"type": "end_stream", "data": "time limit reached"})),
+        "{:?}",
+        client.messages()
+    );
+    let closed = client.wait_message_type(WAIT, "update_connection").await;
+    assert_eq!(
+        closed,
+        Some(json!({"type": "update_connection", "data": "closed"}))
+    );
+    assert!(peer::poll_until(WAIT, || stream.active_connections() == 0).await);
+    client.close().await;
+}
