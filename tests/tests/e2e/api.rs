@@ -208,3 +208,84 @@ async fn the_custom_app_example_builds_and_serves_its_routes() {
     assert_eq!(status, 200);
     assert!(spec.contains("brightness"), "{spec}");
 }
+
+/// A data-channel-only offer from a client that will never do ICE.
+fn abandoned_offer() -> String {
+    let fingerprint = (0..32)
+        .map(|i| format!("{:02X}", i * 7 % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    [
+        "v=0",
+        "o=- 4215775240449105457 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=msid-semantic: WMS",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=ice-options:trickle",
+        &format!("a=fingerprint:sha-256 {fingerprint}"),
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sctp-port:5000",
+        "a=max-message-size:262144",
+        "",
+    ]
+    .join("\r\n")
+}
+
+#[tokio::test]
+async fn an_abandoned_offer_is_reaped_and_frees_its_slot() {
+    let rt = test_runtime();
+    let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let echo = rt.load_file("echo", guests::ECHO).await.unwrap();
+    let config = StreamConfig {
+        concurrency_limit: Some(2),
+        connect_timeout: Duration::from_millis(800),
+        ..StreamConfig::default()
+    };
+    let stream = Stream::new(echo, transport, config);
+    let app = stream.mount(axum::Router::new(), "");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = reqwest::Client::new();
+    let offer = |id: &str| {
+        client
+            .post(format!("http://{addr}/webrtc/offer"))
+            .json(&serde_json::json!({"sdp": abandoned_offer(), "type": "offer", "webrtc_id": id}))
+            .send()
+    };
+    // Two data-channel-only offers fill a limit of 2; the third is refused.
+    for id in ["a", "b"] {
+        let answer: serde_json::Value = offer(id).await.unwrap().json().await.unwrap();
+        assert_eq!(answer["type"], "answer", "{answer}");
+    }
+    assert_eq!(stream.active_connections(), 2);
+    let refused: serde_json::Value = offer("c").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        refused,
+        serde_json::json!({"status": "failed", "meta": {"error": "concurrency_limit_reached", "limit": 2}})
+    );
+    // Neither ever connects: the reaper frees both slots after the connect timeout.
+    let mut freed = false;
+    for _ in 0..100 {
+        if stream.active_connections() == 0 && stream.connection_ids().is_empty() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "{} slots still held", stream.active_connections());
+    let answer: serde_json::Value = offer("d").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        answer["type"], "answer",
+        "a new offer is admitted: {answer}"
+    );
+    server.abort();
+}
