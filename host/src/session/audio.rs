@@ -3,14 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::media::{
-    MediaError, OpusDecoder, OpusEncoder, OpusSettings, Reframer, Resampler, channels_convert,
-};
+use super::playback::{FRAME, Playback};
+use crate::media::{MediaError, OpusDecoder, OpusEncoder, OpusSettings, Resampler};
 use crate::runtime::AudioFrame;
 
 /// Opus runs at 48 kHz; one packet carries 20 ms.
 const OPUS_RATE: u32 = 48_000;
-const FRAME: Duration = Duration::from_millis(20);
 const FRAME_SAMPLES: u64 = 960;
 /// After a gap longer than this, pacing restarts from now instead of bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
@@ -43,8 +41,7 @@ impl AudioIn {
 
 /// Handler audio to paced Opus packets.
 pub(crate) struct AudioOut {
-    resampler: Option<Resampler>,
-    queue: Reframer,
+    playback: Playback,
     encoder: OpusEncoder,
     rtp_time: u64,
     next_send: Option<Instant>,
@@ -53,8 +50,7 @@ pub(crate) struct AudioOut {
 impl AudioOut {
     pub(crate) fn new() -> Result<Self, MediaError> {
         Ok(Self {
-            resampler: None,
-            queue: Reframer::new(OPUS_RATE, 1),
+            playback: Playback::new(OPUS_RATE),
             encoder: OpusEncoder::new(1, OpusSettings::default())?,
             rtp_time: 0,
             next_send: None,
@@ -63,33 +59,17 @@ impl AudioOut {
 
     /// Whether less than one frame is queued, so the handler should be asked for more.
     pub(crate) fn wants_audio(&self) -> bool {
-        self.queue.queued_duration() < FRAME
+        self.playback.wants_audio()
     }
 
     /// Queue audio from the handler, at any rate and channel count.
     pub(crate) fn push(&mut self, frame: AudioFrame) -> Result<(), MediaError> {
-        if frame.sample_rate == 0 || frame.channels == 0 {
-            return Ok(());
-        }
-        let mono = if frame.channels == 1 {
-            frame.samples
-        } else {
-            channels_convert(&frame.samples, frame.channels, 1)
-        };
-        if self.resampler.as_ref().map(Resampler::from_rate) != Some(frame.sample_rate) {
-            self.resampler = Some(Resampler::new(frame.sample_rate, OPUS_RATE, 1)?);
-        }
-        let resampled = match &mut self.resampler {
-            Some(r) => r.process(&mono)?,
-            None => mono,
-        };
-        self.queue.push(&resampled);
-        Ok(())
+        self.playback.push(frame)
     }
 
     /// Drop everything queued (barge-in).
     pub(crate) fn clear(&mut self) {
-        self.queue.clear();
+        self.playback.clear();
     }
 
     /// When the next packet is due.
@@ -106,7 +86,7 @@ impl AudioOut {
             Some(t) => t,
             None => now,
         };
-        let Some(pcm) = self.queue.pop() else {
+        let Some(pcm) = self.playback.pop() else {
             // Nothing to send: keep the clock ticking so the next audio starts on time.
             self.next_send = Some(due + FRAME);
             self.rtp_time += FRAME_SAMPLES;

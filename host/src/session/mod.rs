@@ -5,6 +5,7 @@ mod admission;
 mod audio;
 mod effects;
 pub mod messages;
+mod playback;
 mod registry;
 pub mod stats;
 mod video;

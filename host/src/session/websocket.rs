@@ -31,10 +31,11 @@ use futures::{Sink, SinkExt, Stream as FrameStream, StreamExt};
 use serde_json::{Map, Value as Json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::playback::Playback;
 use super::registry::{Command, Connections, Outputs};
 use super::{Slot, effects, messages};
 use crate::Stream;
-use crate::media::{MediaError, Reframer, Resampler, channels_convert, mulaw};
+use crate::media::{MediaError, Resampler, mulaw};
 use crate::runtime::{AudioFrame, CallError, HandlerInstance, Modality, Mode, StreamSpec};
 
 /// Largest text frame the session accepts, in bytes (the transport may cut off larger
@@ -195,9 +196,7 @@ impl WireIn {
 /// Handler audio to paced 20 ms chunks on the wire.
 struct WireOut {
     encoding: Encoding,
-    rate: u32,
-    resampler: Option<Resampler>,
-    queue: Reframer,
+    playback: Playback,
     next_send: Option<Instant>,
     /// Samples ever sent (for marks).
     sent_total: u64,
@@ -207,9 +206,7 @@ impl WireOut {
     fn new(wire: Wire) -> Self {
         Self {
             encoding: wire.encoding,
-            rate: wire.out_rate,
-            resampler: None,
-            queue: Reframer::new(wire.out_rate, 1),
+            playback: Playback::new(wire.out_rate),
             next_send: None,
             sent_total: 0,
         }
@@ -217,47 +214,28 @@ impl WireOut {
 
     /// Whether less than one chunk is queued, so the handler should be asked for more.
     fn wants_audio(&self) -> bool {
-        self.queue.queued_duration() < FRAME
+        self.playback.wants_audio()
     }
 
     /// Queue handler audio of any rate and channel count.
     fn push(&mut self, frame: AudioFrame) -> Result<(), MediaError> {
-        if frame.sample_rate == 0 || frame.channels == 0 {
-            return Ok(());
-        }
-        let mono = if frame.channels == 1 {
-            frame.samples
-        } else {
-            channels_convert(&frame.samples, frame.channels, 1)
-        };
-        if self.resampler.as_ref().map(Resampler::from_rate) != Some(frame.sample_rate) {
-            self.resampler = Some(Resampler::new(frame.sample_rate, self.rate, 1)?);
-        }
-        let resampled = match &mut self.resampler {
-            Some(r) => r.process(&mono)?,
-            None => mono,
-        };
-        self.queue.push(&resampled);
-        Ok(())
+        self.playback.push(frame)
     }
 
     /// Drop everything queued (barge-in).
     fn clear(&mut self) {
-        self.queue.clear();
-        if let Some(r) = &mut self.resampler {
-            r.reset();
-        }
+        self.playback.clear();
     }
 
     /// Where a mark placed now falls: after the whole chunks queued (a partial chunk
     /// waits for more audio, so a mark does not wait for it).
     fn mark_position(&self) -> u64 {
-        let frame = self.queue.frame_len();
-        self.sent_total + (self.queue.queued_samples() / frame * frame) as u64
+        let frame = self.playback.frame_len();
+        self.sent_total + (self.playback.queued_samples() / frame * frame) as u64
     }
 
     fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.playback.is_empty()
     }
 
     /// When the next chunk is due.
@@ -276,7 +254,7 @@ impl WireOut {
         };
         // Nothing queued: keep the clock ticking so the next audio starts on time.
         self.next_send = Some(due + FRAME);
-        let pcm = self.queue.pop()?;
+        let pcm = self.playback.pop()?;
         self.sent_total += pcm.len() as u64;
         Some(self.encoding.encode(&pcm))
     }
