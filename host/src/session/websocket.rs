@@ -1063,7 +1063,7 @@ mod tests {
             out.push(frame(48_000, 960)).unwrap();
         }
         // 200 ms at 48 kHz is about 200 ms at 8 kHz (less the resampler's block).
-        let queued = out.queue.queued_samples();
+        let queued = out.playback.queued_samples();
         assert!((1_400..=1_600).contains(&queued), "{queued} samples");
         let chunk = out.due(Instant::now()).unwrap();
         assert_eq!(chunk.len(), 320, "160 samples of pcm16");
