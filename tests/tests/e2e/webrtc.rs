@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasmrtc::runtime::{HandlerComponent, InstanceLimits};
 use wasmrtc::{Stream, StreamConfig, Transport};
-use wasmrtc_tests::peer::{self, Media, PeerOptions, Rejected, TestPeer, mean_luma, test_pattern};
+use wasmrtc_tests::peer::{
+    self, Media, Outputs, PeerOptions, Rejected, TestPeer, mean_luma, test_pattern,
+};
 use wasmrtc_tests::{guests, signal, test_runtime};
 
 /// Longest wait for anything to happen.
@@ -96,6 +98,22 @@ async fn gain_input_scales_the_returned_level() {
         client.audio_len()
     );
     let before = signal::rms(&client.audio()[RATE / 2..2 * RATE]);
+
+    // Values are checked against the declared input: 422 naming the field.
+    let (status, reply) = client.set_input(json!({"gain": 5.0})).await.unwrap();
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        reply["detail"][0]["loc"],
+        json!(["body", "gain"]),
+        "{reply}"
+    );
+    let (status, reply) = client.set_input(json!({"volume": 1.0})).await.unwrap();
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        reply["detail"][0]["loc"],
+        json!(["body", "volume"]),
+        "{reply}"
+    );
 
     let (status, reply) = client.set_input(json!({"gain": 0.25})).await.unwrap();
     assert_eq!((status, reply), (200, json!({"status": "success"})));
@@ -202,7 +220,27 @@ async fn brightness_is_reported_on_the_channel_and_over_sse() {
         0,
         "a send-only client gets no video"
     );
+    let id = client.webrtc_id().to_string();
     client.close().await;
+    // The open SSE stream ends with the connection instead of polling forever…
+    let mut ended = false;
+    for _ in 0..600 {
+        if outputs.next(WAIT).await.is_none() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the outputs stream ended with the connection");
+    // …and the id is unknown afterwards: 404, not an endless stream.
+    let mut refused = false;
+    for _ in 0..150 {
+        if Outputs::open(&base, &id).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "/outputs for a closed connection is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
