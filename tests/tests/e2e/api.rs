@@ -137,26 +137,8 @@ impl Drop for Child {
 
 #[tokio::test]
 async fn the_custom_app_example_builds_and_serves_its_routes() {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "wasmrtc",
-            "--example",
-            "custom_app",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "the example builds");
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/custom_app");
+    // Building it is part of the test: the example must compile.
+    let bin = wasmrtc_tests::custom_app_example();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
