@@ -8,8 +8,17 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
     let guests = root.join("examples-guests");
-    for watched in ["examples-guests", "guest-sdk", "wit"] {
+    // The Rust guests only: the other languages' folders hold large tool trees.
+    for watched in [
+        "guest-sdk",
+        "wit",
+        "examples-guests/Cargo.toml",
+        "examples-guests/Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    for name in members(&guests) {
+        println!("cargo:rerun-if-changed={}", guests.join(&name).display());
     }
 
     let target_dir = guests.join("target");

@@ -7,6 +7,10 @@
 //! - `brightness`: `on-video` of a 640x480 I420 frame that is measured and emitted
 //! - `flip`: `on-video` of a 640x480 RGB frame
 //!
+//! and of an idle call, the language's fixed cost: `next-audio` on an empty queue
+//! (gain), `on-video` of a 640x480 I420 frame that is not due for measuring
+//! (brightness: the frame is still copied in), a 1x1 frame (flip).
+//!
 //! `cargo bench -p wasmrtc-tests --bench languages [-- WORD…]` (builds the language
 //! examples with `examples-guests/build-languages.sh`; toolchains from
 //! `scripts/setup-languages.sh`). With words, only components whose name contains
@@ -115,6 +119,48 @@ async fn time_calls(inst: &mut HandlerInstance, example: Example, runs: usize) -
     samples
 }
 
+/// `runs` timings of the example's cheapest call (after a tenth as many to warm up).
+async fn time_idle(inst: &mut HandlerInstance, example: Example, runs: usize) -> Vec<Duration> {
+    let (w, h) = (640u32, 480u32);
+    let i420 = VideoFrame {
+        width: w,
+        height: h,
+        format: PixelFormat::I420,
+        data: vec![16; wasmrtc::runtime::spec::frame_len(PixelFormat::I420, w, h)],
+        // Far in the future, then repeated: measured once, then never due again.
+        timestamp_us: 1 << 40,
+    };
+    let dot = VideoFrame {
+        width: 1,
+        height: 1,
+        format: PixelFormat::Rgb24,
+        data: vec![1, 2, 3],
+        timestamp_us: 0,
+    };
+    if let Example::Brightness = example {
+        inst.on_video(&i420).await.unwrap();
+        inst.take_events();
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for n in 0..runs + runs / 10 {
+        let t = Instant::now();
+        match example {
+            Example::Gain => assert!(inst.next_audio().await.unwrap().is_none()),
+            Example::Brightness => {
+                inst.on_video(&i420).await.unwrap();
+                assert!(inst.take_events().is_empty(), "not due");
+            }
+            Example::Flip => {
+                inst.on_video(&dot).await.unwrap().expect("a frame back");
+            }
+        }
+        if n >= runs / 10 {
+            samples.push(t.elapsed());
+        }
+    }
+    samples
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     build_languages();
@@ -163,7 +209,7 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&cache);
     println!("wasmrtc languages benchmark (release build, one thread)");
     println!(
-        "{:<18} {:>9} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>10} {:>10} | {:>9}",
+        "{:<18} {:>6} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>8} | {:>9} {:>9} | {:>6}",
         "component",
         "size",
         "no cache",
@@ -171,13 +217,14 @@ async fn main() {
         "warm",
         "inst p50",
         "inst p99",
+        "idle p50",
         "call p50",
         "call p99",
         "memory"
     );
     println!(
-        "{:<18} {:>9} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>10} {:>10} | {:>9}",
-        "", "MB", "load ms", "load ms", "load ms", "µs", "µs", "µs", "µs", "MiB"
+        "{:<18} {:>6} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>8} | {:>9} {:>9} | {:>6}",
+        "", "MB", "load ms", "load ms", "load ms", "µs", "µs", "µs", "µs", "µs", "MiB"
     );
     for (name, example, path, runs) in cases {
         let size = std::fs::metadata(&path).expect(&path).len();
@@ -195,10 +242,13 @@ async fn main() {
         }
         let mut inst = component.instantiate("bench").await.unwrap();
         let calls = time_calls(&mut inst, example, runs).await;
+        let mut idler = component.instantiate("bench").await.unwrap();
+        let idle = time_idle(&mut idler, example, runs).await;
         let (ip50, ip99) = percentiles(inst_times);
         let (cp50, cp99) = percentiles(calls);
+        let (idle50, _) = percentiles(idle);
         println!(
-            "{:<18} {:>9.2} | {:>9.1} {:>9.1} {:>9.1} | {:>9.1} {:>9.1} | {:>10.1} {:>10.1} | {:>9.1}",
+            "{:<18} {:>6.2} | {:>8.0} {:>8.0} {:>7.1} | {:>8.1} {:>8.1} | {:>8.1} | {:>9.1} {:>9.1} | {:>6.1}",
             name,
             size as f64 / 1e6,
             uncached.as_secs_f64() * 1e3,
@@ -206,6 +256,7 @@ async fn main() {
             warm.as_secs_f64() * 1e3,
             ip50,
             ip99,
+            idle50,
             cp50,
             cp99,
             inst.memory_bytes() as f64 / (1 << 20) as f64,
