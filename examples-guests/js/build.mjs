@@ -13,6 +13,9 @@ const root = join(here, '..', '..');
 const out = join(root, 'examples-guests', 'target', 'lang');
 const examples = process.argv.length > 2 ? process.argv.slice(2) : ['gain', 'brightness'];
 
+// componentize-js lets the module loader see only the current directory tree, so the
+// examples' `../wasmrtc-handler.js` import resolves only when run from here.
+process.chdir(here);
 await mkdir(out, { recursive: true });
 for (const ex of examples) {
   const { component } = await componentize({
