@@ -8,7 +8,7 @@ let server;
 let browser;
 before(async () => {
   server = await startServer('av-echo');
-  // Without the fake permission UI, headless Chromium denies the request.
+  // Without the fake permission UI, Chromium denies the request.
   browser = await launchBrowser({ fakeUi: false });
 });
 after(async () => {

@@ -100,11 +100,15 @@ export async function startServer(handler, args = []) {
 
 /**
  * A fresh Chromium profile with fake camera and microphone. `opts.fakeUi: false`
- * leaves the permission prompt in place (headless denies it).
+ * denies the permission prompt instead.
  */
 export async function launchBrowser(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-chromium-'));
-  const args = CHROMIUM_ARGS.filter((a) => opts.fakeUi !== false || a !== '--use-fake-ui-for-media-stream');
+  // Without the fake permission UI, deny every prompt outright: how headless Chromium
+  // treats an unanswered prompt otherwise varies between machines.
+  const args = opts.fakeUi === false
+    ? [...CHROMIUM_ARGS.filter((a) => a !== '--use-fake-ui-for-media-stream'), '--deny-permission-prompts']
+    : CHROMIUM_ARGS;
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
