@@ -1,7 +1,7 @@
 //! One handler instance: the store of one connection and the calls into it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -22,10 +22,15 @@ pub struct HandlerInstance {
     dead: bool,
     stats: Arc<ComponentStats>,
     connection: String,
+    /// When the call in progress started.
+    call_started: Instant,
+    /// The linear memory last reported to `stats`.
+    memory_reported: usize,
 }
 
 impl Drop for HandlerInstance {
     fn drop(&mut self) {
+        self.stats.memory_moved(self.memory_reported, 0);
         self.stats.ended(&self.connection);
     }
 }
@@ -70,6 +75,8 @@ impl HandlerInstance {
             }
         };
         c.stats.started(connection);
+        let memory = store.data().memory.in_use;
+        c.stats.memory_moved(0, memory);
         Ok(Self {
             store,
             bindings,
@@ -77,6 +84,8 @@ impl HandlerInstance {
             dead: false,
             stats: c.stats.clone(),
             connection: connection.to_string(),
+            call_started: Instant::now(),
+            memory_reported: memory,
         })
     }
 
@@ -168,6 +177,7 @@ impl HandlerInstance {
         self.stats.called();
         self.store.data_mut().cpu.reset();
         self.store.set_epoch_deadline(1);
+        self.call_started = Instant::now();
         Ok(())
     }
 
@@ -178,9 +188,15 @@ impl HandlerInstance {
         call: &'static str,
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
     ) -> Result<R, CallError> {
+        self.stats.timed(self.call_started.elapsed());
         let r = self.classify(call, outcome);
         if let Err(e) = &r {
             self.stats.failed(e.cause());
+        }
+        let memory = self.store.data().memory.in_use;
+        if memory != self.memory_reported {
+            self.stats.memory_moved(self.memory_reported, memory);
+            self.memory_reported = memory;
         }
         r
     }

@@ -27,4 +27,4 @@ pub use engine::Runtime;
 pub use error::{CallError, FailureCause, LoadError};
 pub use events::HostEvent;
 pub use instance::HandlerInstance;
-pub use stats::{ComponentStats, FAILURE_CAUSES};
+pub use stats::{CALL_SECONDS_BUCKETS, ComponentStats, FAILURE_CAUSES, StatsSnapshot};

@@ -1,9 +1,11 @@
-//! Counters of one loaded component, shared by its instances: calls, failures by
-//! cause, and the connections whose instance is alive (for metrics and the admin API).
+//! Counters of one loaded component, shared by its instances: calls and their
+//! duration, failures by cause, linear memory in use, and the connections whose
+//! instance is alive (for metrics and the admin API).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::FailureCause;
 
@@ -17,12 +19,26 @@ pub const FAILURE_CAUSES: [FailureCause; 6] = [
     FailureCause::Instantiate,
 ];
 
+/// Upper bounds, in seconds, of the buckets of the call-duration histogram (a last,
+/// unbounded bucket follows): a 20 ms audio call takes microseconds, a 640x480 video
+/// call a few hundred, a guest near its CPU budget tens of milliseconds.
+pub const CALL_SECONDS_BUCKETS: [f64; 10] = [
+    10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3,
+];
+
 /// Counters of a component (and of every copy made by
 /// [`with_limits`](super::HandlerComponent::with_limits), which shares them).
 #[derive(Debug, Default)]
 pub struct ComponentStats {
     calls: AtomicU64,
     failures: [AtomicU64; FAILURE_CAUSES.len()],
+    /// Calls by duration: one count per bucket of [`CALL_SECONDS_BUCKETS`], then the rest.
+    call_buckets: [AtomicU64; CALL_SECONDS_BUCKETS.len() + 1],
+    call_nanos: AtomicU64,
+    /// Linear memory of the live instances, summed.
+    memory_bytes: AtomicU64,
+    /// The most linear memory one instance has had.
+    memory_peak: AtomicU64,
     /// Connection id → instances alive for it (normally one).
     live: Mutex<HashMap<String, usize>>,
 }
@@ -50,12 +66,50 @@ impl ComponentStats {
         self.lock().values().sum()
     }
 
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            calls: self.calls(),
+            failures: std::array::from_fn(|i| self.failures[i].load(Ordering::Relaxed)),
+            call_buckets: std::array::from_fn(|i| self.call_buckets[i].load(Ordering::Relaxed)),
+            call_seconds: self.call_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
+            memory_peak: self.memory_peak.load(Ordering::Relaxed),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn called(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call (successful or not) took `took`.
+    pub(crate) fn timed(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let bucket = CALL_SECONDS_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(CALL_SECONDS_BUCKETS.len());
+        self.call_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.call_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// An instance's linear memory went from `before` to `after` bytes (0 → n when it
+    /// starts, n → 0 when it ends).
+    pub(crate) fn memory_moved(&self, before: usize, after: usize) {
+        let (before, after) = (before as u64, after as u64);
+        if after > before {
+            self.memory_bytes
+                .fetch_add(after - before, Ordering::Relaxed);
+            self.memory_peak.fetch_max(after, Ordering::Relaxed);
+        } else if before > after {
+            self.memory_bytes
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn failed(&self, cause: FailureCause) {
@@ -76,5 +130,77 @@ impl ComponentStats {
                 live.remove(connection);
             }
         }
+    }
+}
+
+/// The counters of one or more components at one moment (see [`ComponentStats`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    /// Calls made into instances.
+    pub calls: u64,
+    /// Failed instances by cause, in the order of [`FAILURE_CAUSES`].
+    pub failures: [u64; FAILURE_CAUSES.len()],
+    /// Calls per duration bucket of [`CALL_SECONDS_BUCKETS`] (not cumulative), then
+    /// the calls longer than the last bound.
+    pub call_buckets: [u64; CALL_SECONDS_BUCKETS.len() + 1],
+    /// Time spent in calls, in seconds.
+    pub call_seconds: f64,
+    /// Linear memory of the live instances, summed, in bytes.
+    pub memory_bytes: u64,
+    /// The most linear memory one instance has had, in bytes.
+    pub memory_peak: u64,
+}
+
+impl StatsSnapshot {
+    /// Adds another component's counters: sums, except the peak (the larger one).
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        self.calls += other.calls;
+        for (a, b) in self.failures.iter_mut().zip(other.failures) {
+            *a += b;
+        }
+        for (a, b) in self.call_buckets.iter_mut().zip(other.call_buckets) {
+            *a += b;
+        }
+        self.call_seconds += other.call_seconds;
+        self.memory_bytes += other.memory_bytes;
+        self.memory_peak = self.memory_peak.max(other.memory_peak);
+    }
+
+    /// Failures by cause.
+    pub fn by_cause(&self) -> impl Iterator<Item = (FailureCause, u64)> + '_ {
+        FAILURE_CAUSES
+            .iter()
+            .copied()
+            .zip(self.failures.iter().copied())
+    }
+
+    /// Calls whose duration was recorded (every finished call).
+    pub fn calls_timed(&self) -> u64 {
+        self.call_buckets.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_land_in_their_bucket_and_memory_follows_instances() {
+        let stats = ComponentStats::default();
+        stats.timed(Duration::from_micros(3));
+        stats.timed(Duration::from_micros(120));
+        stats.timed(Duration::from_secs(1));
+        stats.memory_moved(0, 1 << 20);
+        stats.memory_moved(0, 2 << 20);
+        stats.memory_moved(2 << 20, 3 << 20);
+        stats.memory_moved(1 << 20, 0);
+        let s = stats.snapshot();
+        assert_eq!(s.call_buckets[0], 1);
+        assert_eq!(s.call_buckets[3], 1);
+        assert_eq!(s.call_buckets[CALL_SECONDS_BUCKETS.len()], 1);
+        assert_eq!(s.call_buckets.iter().sum::<u64>(), 3);
+        assert!((s.call_seconds - 1.000123).abs() < 1e-9);
+        assert_eq!(s.memory_bytes, 3 << 20);
+        assert_eq!(s.memory_peak, 3 << 20);
     }
 }

@@ -8,6 +8,9 @@
 //! | `wasmrtc_admissions_refused_total` | counter | tenant, stream |
 //! | `wasmrtc_handler_calls_total` | counter | tenant, stream |
 //! | `wasmrtc_handler_failures_total` | counter | tenant, stream, cause |
+//! | `wasmrtc_handler_call_seconds` | histogram | tenant, stream |
+//! | `wasmrtc_instance_memory_bytes` | gauge | tenant, stream |
+//! | `wasmrtc_instance_memory_peak_bytes` | gauge | tenant, stream |
 //! | `wasmrtc_tenant_connections_active` / `_limit` | gauge | tenant |
 //! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
@@ -26,6 +29,7 @@ use axum::routing::get;
 
 use super::registry::{Registry, Totals};
 use crate::Stream;
+use crate::runtime::CALL_SECONDS_BUCKETS;
 
 /// The `/metrics` route.
 pub fn routes(registry: Registry, statics: Vec<(String, Stream)>) -> Router {
@@ -68,12 +72,7 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
     let mut rows: Vec<Row> = statics
         .iter()
         .map(|(_, s)| {
-            let mut totals = Totals::default();
-            let component = s.component();
-            totals.calls = component.stats().calls();
-            for (i, (_, n)) in component.stats().failures().iter().enumerate() {
-                totals.failures[i] = *n;
-            }
+            let totals = s.component().stats().snapshot();
             Row {
                 tenant: String::new(),
                 stream: s.name().to_string(),
@@ -170,6 +169,46 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
                     format!("{{{},cause=\"{}\"}} {n}", labels(r), cause.as_str())
                 })
             })
+            .collect(),
+    );
+    family(
+        "wasmrtc_handler_call_seconds",
+        "histogram",
+        "Duration of calls into handler instances (the guest's CPU time unless the host was short of it).",
+        rows.iter()
+            .flat_map(|r| {
+                let l = labels(r);
+                let t = &r.totals;
+                let mut cumulative = 0;
+                let mut lines: Vec<String> = CALL_SECONDS_BUCKETS
+                    .iter()
+                    .zip(t.call_buckets)
+                    .map(|(le, n)| {
+                        cumulative += n;
+                        format!("_bucket{{{l},le=\"{le}\"}} {cumulative}")
+                    })
+                    .collect();
+                lines.push(format!("_bucket{{{l},le=\"+Inf\"}} {}", t.calls_timed()));
+                lines.push(format!("_sum{{{l}}} {}", t.call_seconds));
+                lines.push(format!("_count{{{l}}} {}", t.calls_timed()));
+                lines
+            })
+            .collect(),
+    );
+    family(
+        "wasmrtc_instance_memory_bytes",
+        "gauge",
+        "Linear memory of the live handler instances, summed.",
+        rows.iter()
+            .map(|r| format!("{{{}}} {}", labels(r), r.totals.memory_bytes))
+            .collect(),
+    );
+    family(
+        "wasmrtc_instance_memory_peak_bytes",
+        "gauge",
+        "The most linear memory one handler instance has had since start-up.",
+        rows.iter()
+            .map(|r| format!("{{{}}} {}", labels(r), r.totals.memory_peak))
             .collect(),
     );
     let tenants: Vec<_> = registry.tenants().iter().cloned().collect();

@@ -26,9 +26,7 @@ use tower::ServiceExt;
 
 use super::store::{ComponentStore, StoreError, StreamLimits, VersionRecord};
 use super::tenants::{Tenant, Tenants};
-use crate::runtime::{
-    FAILURE_CAUSES, FailureCause, HandlerComponent, InstanceLimits, LoadError, Runtime,
-};
+use crate::runtime::{HandlerComponent, InstanceLimits, LoadError, Runtime, StatsSnapshot};
 use crate::{Stream, StreamConfig, Transport};
 
 /// The URL prefix of tenants' streams.
@@ -75,32 +73,8 @@ impl From<StoreError> for HostingError {
     }
 }
 
-/// Calls and failures by cause of a stream, across its versions.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Totals {
-    /// Handler calls.
-    pub calls: u64,
-    /// Failed instances by cause, in the order of [`FAILURE_CAUSES`].
-    pub failures: [u64; FAILURE_CAUSES.len()],
-}
-
-impl Totals {
-    fn add(&mut self, component: &HandlerComponent) {
-        let stats = component.stats();
-        self.calls += stats.calls();
-        for (i, (_, n)) in stats.failures().iter().enumerate() {
-            self.failures[i] += n;
-        }
-    }
-
-    /// Failures by cause.
-    pub fn by_cause(&self) -> impl Iterator<Item = (FailureCause, u64)> + '_ {
-        FAILURE_CAUSES
-            .iter()
-            .copied()
-            .zip(self.failures.iter().copied())
-    }
-}
+/// Calls, failures, call durations and instance memory of a stream, across its versions.
+pub type Totals = StatsSnapshot;
 
 #[derive(Clone)]
 struct Served {
@@ -197,7 +171,7 @@ impl LiveStream {
     pub fn totals(&self) -> Totals {
         let mut totals = lock(&self.retired).clone();
         for c in lock(&self.loaded).values() {
-            totals.add(c);
+            totals.add(&c.stats().snapshot());
         }
         totals
     }
@@ -483,7 +457,7 @@ impl Registry {
             let mut retired = lock(&live.retired);
             for v in idle {
                 if let Some(c) = loaded.remove(&v) {
-                    retired.add(&c);
+                    retired.add(&c.stats().snapshot());
                 }
             }
         }

@@ -779,6 +779,23 @@ async fn metrics_count_connections_refusals_and_failures() {
         .is_some_and(|n| n > 10),
         "calls are counted"
     );
+    let gain = |name: &str| metric(&text, &format!("{name}{{tenant=\"a\",stream=\"gain\"}}"));
+    let timed = gain("wasmrtc_handler_call_seconds_count");
+    assert!(timed.is_some_and(|n| n > 10), "call durations are counted");
+    assert_eq!(
+        metric(
+            &text,
+            "wasmrtc_handler_call_seconds_bucket{tenant=\"a\",stream=\"gain\",le=\"+Inf\"}"
+        ),
+        timed,
+        "the last bucket holds every call"
+    );
+    // The held connection's instance: at least its first 64 KiB page, at most its cap.
+    let memory = gain("wasmrtc_instance_memory_bytes").expect("instance memory");
+    assert!((64 << 10..=256 << 20).contains(&memory), "{memory}");
+    let peak = gain("wasmrtc_instance_memory_peak_bytes").expect("peak memory");
+    assert!(peak >= memory, "peak {peak} < live {memory}");
+    assert!(text.contains("# TYPE wasmrtc_handler_call_seconds histogram"));
     assert!(text.contains("# TYPE wasmrtc_handler_failures_total counter"));
     held.close().await;
     b_held.close().await;
