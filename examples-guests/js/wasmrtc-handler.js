@@ -5,7 +5,7 @@
 // class whose methods all have defaults except `describe`, and `exportHandler`
 // to turn a handler class into the component's `handler` export.
 //
-// componentize-js maps the WIT types of `wasmrtc:handler@0.1.0` onto plain
+// componentize-js maps the WIT types of `wasmrtc:handler@0.1.1` onto plain
 // JavaScript values:
 //
 // | WIT                  | JavaScript                                              |
@@ -22,7 +22,7 @@
 // typed arrays, touch each element once, and prefer built-ins that run natively
 // (`TypedArray.prototype.set`, `subarray`, `copyWithin`, `fill`).
 
-import * as host from 'wasmrtc:handler/host@0.1.0';
+import * as host from 'wasmrtc:handler/host@0.1.1';
 
 // --- values ------------------------------------------------------------------
 

@@ -46,7 +46,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "handler-component",
+        world: "turn-taking-component",
         pub_export_macro: true,
         export_macro_name: "export_bindings",
         default_bindings_module: "wasmrtc_guest::bindings",
@@ -55,7 +55,9 @@ pub mod bindings {
 }
 
 mod spec;
+mod turns;
 
+pub use bindings::exports::wasmrtc::handler::turns::TurnTaking;
 pub use bindings::wasmrtc::handler::types::{
     AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,
     OutputSpec, PixelFormat, Slider, StreamSpec, Value, VideoFrame,
@@ -73,6 +75,11 @@ use bindings::wasmrtc::handler::host;
 /// | audio send | [`on_audio`](Handler::on_audio) |
 /// | audio receive | [`next_audio`](Handler::next_audio) |
 /// | audio-video send-receive | all of the above but `next_video` |
+/// | audio send-receive with turn-taking | [`on_utterance`](Handler::on_utterance) per turn, then [`next_audio`](Handler::next_audio) until it returns `None`; [`on_interrupt`](Handler::on_interrupt) when the caller speaks over the reply |
+///
+/// Turn-taking (FastRTC's `ReplyOnPause`) is on when [`describe_turns`](Handler::describe_turns)
+/// returns settings: the host detects speech, hands over each utterance, and plays the
+/// reply; `on_audio` is not called then.
 ///
 /// The value is created with [`Default`] when the connection's instance is created.
 pub trait Handler: Default + 'static {
@@ -104,6 +111,23 @@ pub trait Handler: Default + 'static {
     fn next_video(&mut self) -> Option<VideoFrame> {
         None
     }
+
+    /// Turn-taking settings; `Some` makes the host hand over whole utterances
+    /// (audio send-receive streams only). Called once at load, after `describe`.
+    fn describe_turns() -> Option<TurnTaking> {
+        None
+    }
+
+    /// The caller's whole utterance at the spec's `input_sample_rate`; prepare the
+    /// reply, which the host then takes from [`next_audio`](Handler::next_audio)
+    /// until it returns `None`.
+    fn on_utterance(&mut self, utterance: AudioFrame) {
+        let _ = utterance;
+    }
+
+    /// The caller spoke during an interruptible reply: the host already dropped what
+    /// it had queued; drop the rest of the reply.
+    fn on_interrupt(&mut self) {}
 }
 
 /// Publish additional outputs, one value per declared output, in declared order.
@@ -166,7 +190,8 @@ macro_rules! export_handler {
     ($ty:ty) => {
         const _: () = {
             use $crate::bindings::exports::wasmrtc::handler::handler::Guest;
-            use $crate::{AudioFrame, Handler, StreamSpec, Value, VideoFrame};
+            use $crate::bindings::exports::wasmrtc::handler::turns::Guest as TurnsGuest;
+            use $crate::{AudioFrame, Handler, StreamSpec, TurnTaking, Value, VideoFrame};
 
             ::std::thread_local! {
                 static STATE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
@@ -199,6 +224,18 @@ macro_rules! export_handler {
                 }
                 fn next_video() -> Option<VideoFrame> {
                     with(|h| h.next_video())
+                }
+            }
+
+            impl TurnsGuest for Export {
+                fn describe_turns() -> Option<TurnTaking> {
+                    <$ty as Handler>::describe_turns()
+                }
+                fn on_utterance(utterance: AudioFrame) {
+                    with(|h| h.on_utterance(utterance))
+                }
+                fn on_interrupt() {
+                    with(|h| h.on_interrupt())
                 }
             }
 

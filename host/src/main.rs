@@ -290,6 +290,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "{}",
                             wasmrtc::runtime::spec::describe_text(component.spec())
                         );
+                        if let Some(turns) = component.turn_taking() {
+                            println!("{}", wasmrtc::runtime::spec::turn_taking_text(turns));
+                        }
                     }
                     Ok(ExitCode::SUCCESS)
                 }

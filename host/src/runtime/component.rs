@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::HandlerComponentPre as BindingsPre;
+use super::bindings::{HandlerIndices, TurnsIndices};
 use super::engine::Inner;
-use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, spec};
+use super::state::StoreState;
+use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, TurnTaking, spec};
 
 /// A handler ready to serve connections. Cloning is cheap.
 #[derive(Clone)]
@@ -18,9 +19,15 @@ pub struct HandlerComponent {
 
 pub(crate) struct ComponentInner {
     pub(crate) runtime: Arc<Inner>,
-    pub(crate) pre: BindingsPre<super::state::StoreState>,
+    pub(crate) pre: InstancePre<StoreState>,
+    /// Where the `handler` functions are (required).
+    pub(crate) handler: HandlerIndices,
+    /// Where the `turns` functions are, if the component exports them.
+    pub(crate) turns: Option<TurnsIndices>,
     pub(crate) name: Arc<str>,
     pub(crate) spec: StreamSpec,
+    /// The turn-taking settings, if the handler turned it on.
+    pub(crate) turn_taking: Option<TurnTaking>,
     pub(crate) limits: InstanceLimits,
     /// Shared with every copy made by `with_limits`.
     pub(crate) stats: Arc<super::ComponentStats>,
@@ -52,7 +59,9 @@ impl HandlerComponent {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = BindingsPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        // Looked up by semver-compatible name: a 0.1.0 export serves 0.1.1.
+        let handler = HandlerIndices::new(&pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let turns = TurnsIndices::new(&pre).ok();
         let limits = runtime.config.default_limits.clone();
 
         // Describe in a throwaway instance, with an empty spec's limits.
@@ -60,31 +69,47 @@ impl HandlerComponent {
             inner: Arc::new(ComponentInner {
                 runtime,
                 pre,
+                handler,
+                turns,
                 name: name.into(),
                 spec: placeholder_spec(),
+                turn_taking: None,
                 limits,
                 stats: Arc::default(),
             }),
         };
-        let described = probe
+        let mut instance = probe
             .instantiate_raw("describe")
             .await
-            .map_err(LoadError::Describe)?
-            .describe()
-            .await
             .map_err(LoadError::Describe)?;
-        let problems = spec::validate(&described);
+        let described = instance.describe().await.map_err(LoadError::Describe)?;
+        let turn_taking = if instance.has_turns() {
+            instance.turn_taking().await.map_err(LoadError::Describe)?
+        } else {
+            None
+        };
+        drop(instance);
+        let mut problems = spec::validate(&described);
+        if let Some(t) = &turn_taking {
+            problems.extend(spec::validate_turn_taking(&described, t));
+        }
         if !problems.is_empty() {
             return Err(LoadError::Spec(problems));
         }
         let inner = Arc::get_mut(&mut probe.inner).expect("probe is not shared yet");
         inner.spec = described;
+        inner.turn_taking = turn_taking;
         Ok(probe)
     }
 
     /// The stream spec the handler described.
     pub fn spec(&self) -> &StreamSpec {
         &self.inner.spec
+    }
+
+    /// The handler's turn-taking settings, when it replies to whole utterances.
+    pub fn turn_taking(&self) -> Option<&TurnTaking> {
+        self.inner.turn_taking.as_ref()
     }
 
     /// The stream name given at load time.
@@ -112,8 +137,11 @@ impl HandlerComponent {
             inner: Arc::new(ComponentInner {
                 runtime: self.inner.runtime.clone(),
                 pre: self.inner.pre.clone(),
+                handler: self.inner.handler.clone(),
+                turns: self.inner.turns.clone(),
                 name: self.inner.name.clone(),
                 spec: self.inner.spec.clone(),
+                turn_taking: self.inner.turn_taking,
                 limits,
                 stats: self.inner.stats.clone(),
             }),

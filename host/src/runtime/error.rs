@@ -30,7 +30,7 @@ pub enum LoadError {
     )]
     ForbiddenImport(String),
     /// The component does not fit the handler world (missing export, wrong version…).
-    #[error("component does not implement wasmrtc:handler/handler@0.1.0: {0}")]
+    #[error("component does not implement wasmrtc:handler/handler@0.1.x: {0}")]
     Link(String),
     /// `describe` failed.
     #[error("`describe` failed: {0}")]

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::HandlerComponent as Bindings;
+use super::bindings::{HandlerExports, TurnsExports};
 use super::state::StoreState;
 use super::{
     AudioFrame, CallError, ComponentStats, FailureCause, HandlerComponent, HostEvent, StreamSpec,
-    Value, VideoFrame,
+    TurnTaking, Value, VideoFrame,
 };
 
 /// The instance serving one connection. Calls are serialized by `&mut self`;
@@ -17,7 +17,9 @@ use super::{
 /// [`CallError::Dead`].
 pub struct HandlerInstance {
     store: Store<StoreState>,
-    bindings: Bindings,
+    handler: HandlerExports,
+    /// The `turns` export, when the component has it.
+    turns: Option<TurnsExports>,
     wall: Duration,
     dead: bool,
     stats: Arc<ComponentStats>,
@@ -61,8 +63,8 @@ impl HandlerInstance {
         store.set_epoch_deadline(1);
         store.data_mut().cpu.reset();
         let wall = c.limits.wall_per_call;
-        let bindings = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
-            Ok(Ok(b)) => b,
+        let instance = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(i)) => i,
             Ok(Err(e)) => {
                 c.stats.failed(FailureCause::Instantiate);
                 return Err(CallError::Instantiate(format!("{e:#}")));
@@ -74,12 +76,27 @@ impl HandlerInstance {
                 )));
             }
         };
+        let loaded = c.handler.load(&mut store, &instance).and_then(|handler| {
+            let turns = match &c.turns {
+                Some(t) => Some(t.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((handler, turns))
+        });
+        let (handler, turns) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                c.stats.failed(FailureCause::Instantiate);
+                return Err(CallError::Instantiate(format!("{e:#}")));
+            }
+        };
         c.stats.started(connection);
         let memory = store.data().memory.in_use;
         c.stats.memory_moved(0, memory);
         Ok(Self {
             store,
-            bindings,
+            handler,
+            turns,
             wall,
             dead: false,
             stats: c.stats.clone(),
@@ -107,10 +124,7 @@ impl HandlerInstance {
     /// Call `describe`.
     pub async fn describe(&mut self) -> Result<StreamSpec, CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_describe(&mut self.store);
+        let f = self.handler.call_describe(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("describe", r)
     }
@@ -118,10 +132,7 @@ impl HandlerInstance {
     /// Call `set-inputs` with the full, validated list of values.
     pub async fn set_inputs(&mut self, values: &[Value]) -> Result<(), CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_set_inputs(&mut self.store, values);
+        let f = self.handler.call_set_inputs(&mut self.store, values);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("set-inputs", r)
     }
@@ -129,10 +140,7 @@ impl HandlerInstance {
     /// Call `on-audio`.
     pub async fn on_audio(&mut self, frame: &AudioFrame) -> Result<(), CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_on_audio(&mut self.store, frame);
+        let f = self.handler.call_on_audio(&mut self.store, frame);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-audio", r)
     }
@@ -140,10 +148,7 @@ impl HandlerInstance {
     /// Call `next-audio`.
     pub async fn next_audio(&mut self) -> Result<Option<AudioFrame>, CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_next_audio(&mut self.store);
+        let f = self.handler.call_next_audio(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("next-audio", r)
     }
@@ -151,10 +156,7 @@ impl HandlerInstance {
     /// Call `on-video`.
     pub async fn on_video(&mut self, frame: &VideoFrame) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_on_video(&mut self.store, frame);
+        let f = self.handler.call_on_video(&mut self.store, frame);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-video", r)
     }
@@ -162,12 +164,47 @@ impl HandlerInstance {
     /// Call `next-video`.
     pub async fn next_video(&mut self) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
-        let f = self
-            .bindings
-            .wasmrtc_handler_handler()
-            .call_next_video(&mut self.store);
+        let f = self.handler.call_next_video(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("next-video", r)
+    }
+
+    /// Whether the component exports `turns`.
+    pub fn has_turns(&self) -> bool {
+        self.turns.is_some()
+    }
+
+    /// Call `describe-turns` (`None` when the component does not export `turns`).
+    pub async fn turn_taking(&mut self) -> Result<Option<TurnTaking>, CallError> {
+        let Some(turns) = self.turns.clone() else {
+            return Ok(None);
+        };
+        self.begin()?;
+        let f = turns.call_describe_turns(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("describe-turns", r)
+    }
+
+    /// Call `on-utterance` (nothing happens when the component does not export `turns`).
+    pub async fn on_utterance(&mut self, utterance: &AudioFrame) -> Result<(), CallError> {
+        let Some(turns) = self.turns.clone() else {
+            return Ok(());
+        };
+        self.begin()?;
+        let f = turns.call_on_utterance(&mut self.store, utterance);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-utterance", r)
+    }
+
+    /// Call `on-interrupt` (nothing happens when the component does not export `turns`).
+    pub async fn on_interrupt(&mut self) -> Result<(), CallError> {
+        let Some(turns) = self.turns.clone() else {
+            return Ok(());
+        };
+        self.begin()?;
+        let f = turns.call_on_interrupt(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-interrupt", r)
     }
 
     fn begin(&mut self) -> Result<(), CallError> {

@@ -17,6 +17,7 @@ pub mod spec;
 mod state;
 mod stats;
 
+pub use bindings::exports::wasmrtc::handler::turns::TurnTaking;
 pub use bindings::wasmrtc::handler::types::{
     AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,
     OutputSpec, PixelFormat, Slider, StreamSpec, Value, VideoFrame,

@@ -1,6 +1,8 @@
 //! Checks of a described stream spec, and the inputs' values: defaults, JSON in and out.
 
-use super::{Control, InputSpec, Modality, Mode, OutputKind, PixelFormat, StreamSpec, Value};
+use super::{
+    Control, InputSpec, Modality, Mode, OutputKind, PixelFormat, StreamSpec, TurnTaking, Value,
+};
 
 /// Most inputs or outputs a stream may declare.
 pub const MAX_FIELDS: usize = 32;
@@ -56,6 +58,34 @@ pub fn validate(spec: &StreamSpec) -> Vec<String> {
         if let Err(p) = check_control(input) {
             problems.push(format!("input `{}`: {p}", input.name));
         }
+    }
+    problems
+}
+
+/// Every problem with turn-taking settings for this spec; empty when the host can serve them.
+pub fn validate_turn_taking(spec: &StreamSpec, turns: &TurnTaking) -> Vec<String> {
+    let mut problems = Vec::new();
+    if spec.modality != Modality::Audio || spec.mode != Mode::SendReceive {
+        problems.push("turn-taking needs an audio send-receive stream".to_string());
+    }
+    for (what, value, range) in [
+        ("pause-ms", turns.pause_ms, 100..=5_000),
+        ("min-speech-ms", turns.min_speech_ms, 16..=2_000),
+        ("max-utterance-ms", turns.max_utterance_ms, 1_000..=60_000),
+    ] {
+        if !range.contains(&value) {
+            problems.push(format!(
+                "turn-taking {what} {value} is outside {}..={}",
+                range.start(),
+                range.end()
+            ));
+        }
+    }
+    if turns.max_utterance_ms <= turns.min_speech_ms {
+        problems.push(format!(
+            "turn-taking max-utterance-ms {} is not above min-speech-ms {}",
+            turns.max_utterance_ms, turns.min_speech_ms
+        ));
     }
     problems
 }
@@ -219,6 +249,21 @@ pub fn mode_name(m: Mode) -> &'static str {
         Mode::Send => "send",
         Mode::Receive => "receive",
     }
+}
+
+/// One line about turn-taking settings, for [`describe_text`]'s callers.
+pub fn turn_taking_text(turns: &TurnTaking) -> String {
+    format!(
+        "turn-taking: reply after {} ms of silence, speech from {} ms, utterances up to {} ms, {}",
+        turns.pause_ms,
+        turns.min_speech_ms,
+        turns.max_utterance_ms,
+        if turns.interruptible {
+            "interruptible"
+        } else {
+            "not interruptible"
+        }
+    )
 }
 
 /// A human-readable summary of a spec, one fact per line.
