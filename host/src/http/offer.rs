@@ -134,6 +134,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         peer,
         instance,
         spec,
+        turn_taking: component.turn_taking().copied(),
         settings: SessionSettings {
             connect_timeout: inner.config.connect_timeout,
             time_limit: inner.config.time_limit,

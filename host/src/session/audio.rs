@@ -72,6 +72,16 @@ impl AudioOut {
         self.playback.clear();
     }
 
+    /// The end of a reply: queue what the resampler holds, pad to a whole frame.
+    pub(crate) fn finish(&mut self) -> Result<(), MediaError> {
+        self.playback.finish()
+    }
+
+    /// Whether nothing is queued for playback.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.playback.is_empty()
+    }
+
     /// When the next packet is due.
     pub(crate) fn next_due(&self) -> Instant {
         self.next_send.unwrap_or_else(Instant::now)

@@ -15,6 +15,26 @@ pub fn echo(received: &str) -> String {
     log(&format!("Server received: {received}"))
 }
 
+/// Turn-taking: the caller started talking (FastRTC's `ReplyOnPause`).
+pub fn started_talking() -> String {
+    log("started_talking")
+}
+
+/// Turn-taking: the caller paused; the utterance goes to the handler.
+pub fn pause_detected() -> String {
+    log("pause_detected")
+}
+
+/// Turn-taking: the handler's reply starts.
+pub fn response_starting() -> String {
+    log("response_starting")
+}
+
+/// Turn-taking: the reply has been played to the end (wasmrtc's addition).
+pub fn playback_finished() -> String {
+    log("playback_finished")
+}
+
 /// Asks the client to send its inputs.
 pub fn send_input() -> String {
     r#"{"type": "send_input", "data": []}"#.to_string()
@@ -52,6 +72,10 @@ mod tests {
         assert_eq!(
             super::echo("handshake"),
             r#"{"type": "log", "data": "Server received: handshake"}"#
+        );
+        assert_eq!(
+            super::pause_detected(),
+            r#"{"type": "log", "data": "pause_detected"}"#
         );
         assert_eq!(
             super::warning("a \"b\""),

@@ -60,6 +60,21 @@ impl Playback {
         }
     }
 
+    /// The end of a stretch of audio (a reply): what the resampler still holds is
+    /// queued, and the last partial frame is padded with silence, so all of it plays.
+    pub(crate) fn finish(&mut self) -> Result<(), MediaError> {
+        if let Some(r) = &mut self.resampler {
+            let tail = r.flush()?;
+            self.queue.push(&tail);
+        }
+        let frame = self.queue.frame_len();
+        let partial = self.queue.queued_samples() % frame;
+        if partial != 0 {
+            self.queue.push(&vec![0; frame - partial]);
+        }
+        Ok(())
+    }
+
     /// The next whole frame, if one is queued.
     pub(crate) fn pop(&mut self) -> Option<Vec<i16>> {
         self.queue.pop()

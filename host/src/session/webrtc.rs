@@ -8,10 +8,14 @@ use tokio::sync::{broadcast, mpsc};
 use super::Slot;
 use super::audio::{AudioIn, AudioOut};
 use super::registry::{Command, Connections, Outputs};
+use super::effects::{self, Effects};
+use super::messages;
 use super::stats::{self, Stage};
+use super::turns::{self, Turns};
 use super::video::{Decoded, VideoIn, VideoOut};
-use super::{effects, messages};
-use crate::runtime::{CallError, HandlerInstance, Modality, Mode, StreamSpec, VideoFrame};
+use crate::runtime::{
+    CallError, HandlerInstance, Modality, Mode, StreamSpec, TurnTaking, VideoFrame,
+};
 use crate::transport::{Peer, PeerEvent};
 
 /// Timing rules of a session.
@@ -52,6 +56,8 @@ pub(crate) struct WebRtcSession {
     pub(crate) peer: Peer,
     pub(crate) instance: HandlerInstance,
     pub(crate) spec: StreamSpec,
+    /// The handler's turn-taking settings, when it replies to whole utterances.
+    pub(crate) turn_taking: Option<TurnTaking>,
     pub(crate) settings: SessionSettings,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) outputs: broadcast::Sender<Outputs>,
@@ -67,6 +73,8 @@ struct Media {
     video_out: Option<VideoOut>,
     next_video: Option<Instant>,
     started: Instant,
+    /// Turn-taking, when the handler asked for it.
+    turns: Option<Turns>,
 }
 
 impl WebRtcSession {
@@ -157,6 +165,10 @@ impl WebRtcSession {
             video_out: (video && gives && sends_video).then(|| VideoOut::new(s.fps)),
             next_video: None,
             started: Instant::now(),
+            turns: match self.turn_taking {
+                Some(t) if audio && takes => Some(Turns::new(t, s.input_sample_rate)?),
+                _ => None,
+            },
         })
     }
 
@@ -258,7 +270,10 @@ impl WebRtcSession {
     async fn pump(&mut self, media: &mut Media, now: Instant) -> Option<End> {
         if media.audio_out.is_some() {
             let mut asks = 0;
-            while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio) && asks < 8 {
+            while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio)
+                && media.turns.as_ref().is_none_or(Turns::wants_reply_audio)
+                && asks < 8
+            {
                 asks += 1;
                 let frame = match stats::timed(Stage::Handler, self.instance.next_audio()).await {
                     Ok(f) => f,
@@ -268,6 +283,7 @@ impl WebRtcSession {
                     return Some(end);
                 }
                 let (Some(f), Some(out)) = (frame, media.audio_out.as_mut()) else {
+                    end_of_reply(media);
                     break;
                 };
                 if let Err(e) = stats::time(Stage::Codec, || out.push(f)) {
@@ -285,6 +301,15 @@ impl WebRtcSession {
                         break;
                     }
                 }
+            }
+        }
+        if let Some(t) = media.turns.as_mut() {
+            if media.audio_out.is_none() && t.wants_reply_audio() {
+                // The client takes no audio: the reply has nowhere to play.
+                t.reply_complete();
+            }
+            if media.audio_out.as_ref().is_none_or(AudioOut::is_idle) && t.playback_idle() {
+                self.send(&messages::playback_finished());
             }
         }
         if self.spec.mode == Mode::Receive && media.video_out.is_some() {
@@ -370,8 +395,7 @@ impl WebRtcSession {
                         return None;
                     }
                 };
-                let r = stats::timed(Stage::Handler, self.instance.on_audio(&frame)).await;
-                if let Some(end) = self.after_call(r, media) {
+                if let Some(end) = self.take_audio(frame, media).await {
                     return Some(end);
                 }
                 return self.pump(media, Instant::now()).await;
@@ -413,6 +437,46 @@ impl WebRtcSession {
         None
     }
 
+    /// Client audio for the handler: frame by frame, or through turn-taking.
+    async fn take_audio(
+        &mut self,
+        frame: crate::runtime::AudioFrame,
+        media: &mut Media,
+    ) -> Option<End> {
+        let Some(t) = media.turns.as_mut() else {
+            let r = stats::timed(Stage::Handler, self.instance.on_audio(&frame)).await;
+            return self.after_call(r, media);
+        };
+        let events = match stats::time(Stage::Codec, || t.hear(&frame.samples)) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::debug!(connection = %self.id, "voice detection failed: {e}");
+                return None;
+            }
+        };
+        for event in events {
+            let mut fx = Effects::default();
+            let r = stats::timed(
+                Stage::Handler,
+                turns::respond(
+                    event,
+                    &mut self.instance,
+                    &self.spec,
+                    &self.outputs,
+                    &mut fx,
+                ),
+            )
+            .await;
+            if let Some(end) = self.apply(fx, media) {
+                return Some(end);
+            }
+            if let Err(e) = r {
+                return Some(self.fail(e));
+            }
+        }
+        None
+    }
+
     fn after_call(&mut self, r: Result<(), CallError>, media: &mut Media) -> Option<End> {
         match r {
             Ok(()) => self.handle_events(media),
@@ -423,6 +487,11 @@ impl WebRtcSession {
     /// Act on what the handler raised during its last call.
     fn handle_events(&mut self, media: &mut Media) -> Option<End> {
         let fx = effects::apply(self.instance.take_events(), &self.spec, &self.outputs);
+        self.apply(fx, media)
+    }
+
+    /// Carry out the effects of handler calls: messages, barge-in, close.
+    fn apply(&mut self, fx: Effects, media: &mut Media) -> Option<End> {
         for m in &fx.messages {
             self.send(m);
         }
@@ -448,5 +517,22 @@ impl WebRtcSession {
         {
             self.pending.push(text.to_string());
         }
+    }
+}
+
+/// `next-audio` had nothing more: during a turn-taking reply, that completes the reply
+/// (its last audio is queued to play in full).
+fn end_of_reply(media: &mut Media) {
+    let Some(t) = media.turns.as_mut() else {
+        return;
+    };
+    if !t.wants_reply_audio() {
+        return;
+    }
+    t.reply_complete();
+    if let Some(out) = media.audio_out.as_mut()
+        && let Err(e) = out.finish()
+    {
+        tracing::debug!("bad handler audio: {e}");
     }
 }

@@ -31,9 +31,11 @@ use futures::{Sink, SinkExt, Stream as FrameStream, StreamExt};
 use serde_json::{Map, Value as Json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::effects::{self, Effects};
 use super::playback::Playback;
 use super::registry::{Command, Connections, Outputs};
-use super::{Slot, effects, messages};
+use super::turns::{self, Turns};
+use super::{Slot, messages};
 use crate::Stream;
 use crate::media::{MediaError, Resampler, mulaw};
 use crate::runtime::{AudioFrame, CallError, HandlerInstance, Modality, Mode, StreamSpec};
@@ -227,6 +229,11 @@ impl WireOut {
         self.playback.clear();
     }
 
+    /// The end of a reply: queue what the resampler holds, pad to a whole chunk.
+    fn finish(&mut self) -> Result<(), MediaError> {
+        self.playback.finish()
+    }
+
     /// Where a mark placed now falls: after the whole chunks queued (a partial chunk
     /// waits for more audio, so a mark does not wait for it).
     fn mark_position(&self) -> u64 {
@@ -281,6 +288,8 @@ struct Live {
     outputs: broadcast::Sender<Outputs>,
     input: Option<WireIn>,
     output: Option<WireOut>,
+    /// Turn-taking, when the handler asked for it.
+    turns: Option<Turns>,
     started: Instant,
     warned: bool,
     /// The handler closed the stream: play out what is queued, then close.
@@ -737,6 +746,13 @@ where
             None
         };
         let output = gives.then(|| WireOut::new(wire));
+        let turns = match component.turn_taking() {
+            Some(t) if takes => match Turns::new(*t, spec.input_sample_rate) {
+                Ok(t) => Some(t),
+                Err(e) => return Err(self.tx.reject(close::INTERNAL, &e.to_string()).await),
+            },
+            _ => None,
+        };
         tracing::info!(stream = %inner.name, connection = %id, flavour = ?self.flavour, ?wire, "websocket started");
         let ask_inputs = self.flavour == Flavour::WebSocket && !spec.inputs.is_empty();
         self.live = Some(Live {
@@ -747,6 +763,7 @@ where
             outputs,
             input,
             output,
+            turns,
             started: Instant::now(),
             warned: false,
             closing: false,
@@ -799,13 +816,40 @@ where
             Err(e) => return Err(self.tx.reject(close::POLICY, &e).await),
         };
         for frame in frames {
-            let Some(live) = self.live.as_mut() else {
-                break;
-            };
-            let r = live.instance.on_audio(&frame).await;
-            self.after_call(r).await?;
+            self.take_audio(frame).await?;
         }
         self.pump().await
+    }
+
+    /// Client audio for the handler: frame by frame, or through turn-taking.
+    async fn take_audio(&mut self, frame: AudioFrame) -> Flow {
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
+        let Some(t) = live.turns.as_mut() else {
+            let r = live.instance.on_audio(&frame).await;
+            return self.after_call(r).await;
+        };
+        let events = match t.hear(&frame.samples) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::debug!(connection = %live.id, "voice detection failed: {e}");
+                return Ok(());
+            }
+        };
+        for event in events {
+            let Some(live) = self.live.as_mut() else {
+                return Ok(());
+            };
+            let mut fx = Effects::default();
+            let r =
+                turns::respond(event, &mut live.instance, &live.spec, &live.outputs, &mut fx).await;
+            self.apply(fx).await?;
+            if let Err(e) = r {
+                return Err(self.fail(e).await);
+            }
+        }
+        Ok(())
     }
 
     async fn on_mark(&mut self, msg: &Map<String, Json>) -> Flow {
@@ -849,7 +893,9 @@ where
             let Some(live) = self.live.as_mut() else {
                 return Ok(());
             };
-            let wants = !live.closing && live.output.as_ref().is_some_and(WireOut::wants_audio);
+            let wants = !live.closing
+                && live.output.as_ref().is_some_and(WireOut::wants_audio)
+                && live.turns.as_ref().is_none_or(Turns::wants_reply_audio);
             if !wants || asks >= 8 {
                 break;
             }
@@ -860,6 +906,9 @@ where
             };
             self.handle_events().await?;
             let Some(frame) = frame else {
+                if let Some(live) = self.live.as_mut() {
+                    live.end_of_reply();
+                }
                 break;
             };
             if let Some(out) = self.live.as_mut().and_then(|l| l.output.as_mut())
@@ -874,6 +923,19 @@ where
             };
             self.tx.media(&chunk).await?;
             self.send_marks().await?;
+        }
+        let finished = self.live.as_mut().is_some_and(|live| {
+            let idle = live.output.as_ref().is_none_or(WireOut::is_empty);
+            live.turns.as_mut().is_some_and(|t| {
+                if live.output.is_none() && t.wants_reply_audio() {
+                    // The client takes no audio: the reply has nowhere to play.
+                    t.reply_complete();
+                }
+                idle && t.playback_idle()
+            })
+        });
+        if finished {
+            self.tx.text(messages::playback_finished()).await?;
         }
         match &self.live {
             Some(live) if live.closing && live.output.as_ref().is_none_or(WireOut::is_empty) => {
@@ -899,6 +961,14 @@ where
             return Ok(());
         };
         let fx = effects::apply(live.instance.take_events(), &live.spec, &live.outputs);
+        self.apply(fx).await
+    }
+
+    /// Carry out the effects of handler calls: messages, barge-in (with `clear`), close.
+    async fn apply(&mut self, fx: Effects) -> Flow {
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
         if fx.close.is_some() {
             live.closing = true;
         }
@@ -937,6 +1007,25 @@ where
         match self.tx.text(messages::error(&e.to_string())).await {
             Ok(()) => End::Close(close::INTERNAL, "handler failed".into()),
             Err(end) => end,
+        }
+    }
+}
+
+impl Live {
+    /// `next-audio` had nothing more: during a turn-taking reply, that completes the
+    /// reply (its last audio is queued to play in full).
+    fn end_of_reply(&mut self) {
+        let Some(t) = self.turns.as_mut() else {
+            return;
+        };
+        if !t.wants_reply_audio() {
+            return;
+        }
+        t.reply_complete();
+        if let Some(out) = self.output.as_mut()
+            && let Err(e) = out.finish()
+        {
+            tracing::debug!("bad handler audio: {e}");
         }
     }
 }

@@ -1,0 +1,400 @@
+//! Turn-taking (FastRTC's `ReplyOnPause`), the same for every transport: voice-activity
+//! detection on the client's audio, the caller's utterance collected from the start of
+//! speech to the pause, then the handler's reply, which the caller may interrupt.
+//!
+//! [`Turns`] is the state machine; it takes the client's audio at the handler's input
+//! rate and says what happened ([`TurnEvent`]). [`respond`] carries an event out on a
+//! handler instance (the `turns` calls, FastRTC's log messages), and the sessions apply
+//! the resulting [`Effects`] as they do those of any handler call.
+//!
+//! Detection runs `earshot` on 16 ms frames at 16 kHz. Speech starts once voiced frames
+//! add up to `min-speech-ms` (with gaps shorter than [`ONSET_GAP_MS`]); the utterance
+//! then reaches back [`PRE_ROLL_MS`] before the first voiced frame, and ends once
+//! `pause-ms` of unvoiced frames follow, or at `max-utterance-ms`.
+
+use std::collections::VecDeque;
+
+use tokio::sync::broadcast;
+
+use super::effects::{self, Effects};
+use super::messages;
+use super::registry::Outputs;
+use crate::media::{MediaError, Resampler};
+use crate::runtime::{AudioFrame, CallError, HandlerInstance, StreamSpec, TurnTaking};
+
+/// Rate the voice-activity detector works at.
+const VAD_RATE: u32 = 16_000;
+/// Samples per detector frame (16 ms at 16 kHz).
+const VAD_FRAME: usize = 256;
+/// Milliseconds per detector frame.
+const VAD_FRAME_MS: u32 = 16;
+/// Score from which a frame counts as voiced.
+const VOICED: f32 = 0.5;
+/// Audio kept from before the first voiced frame, so the utterance does not start clipped.
+pub const PRE_ROLL_MS: u32 = 300;
+/// A gap this long in speech that has not reached `min-speech-ms` yet drops it.
+pub const ONSET_GAP_MS: u32 = 240;
+/// Audio kept after the last voiced frame, so the utterance does not end clipped.
+const TAIL_MS: u32 = 100;
+
+/// What the caller did, as far as the handler's turns go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEvent {
+    /// The caller started talking (FastRTC's `started_talking`).
+    StartedTalking,
+    /// The caller talked over an interruptible reply: drop the reply.
+    Interrupted,
+    /// The caller's turn ended (`pause_detected`): the whole utterance.
+    Utterance(AudioFrame),
+}
+
+/// Where the conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the caller to talk.
+    Listening,
+    /// The caller is talking; audio goes into the utterance.
+    Talking,
+    /// The handler's reply is playing; `asking` while `next-audio` has more.
+    Replying { asking: bool },
+}
+
+/// Speech that has begun but not yet lasted `min-speech-ms`.
+#[derive(Debug, Clone, Copy)]
+struct Onset {
+    voiced_ms: u32,
+    gap_ms: u32,
+}
+
+/// The turn-taking state machine of one connection.
+pub struct Turns {
+    settings: TurnTaking,
+    /// The handler's input rate: the rate of the audio given to [`Turns::hear`].
+    rate: u32,
+    to_vad: Resampler,
+    vad: Box<earshot::Detector>,
+    /// 16 kHz audio waiting for a whole detector frame.
+    pending: Vec<i16>,
+    phase: Phase,
+    /// While listening: the last [`PRE_ROLL_MS`] of audio, plus any onset.
+    recent: VecDeque<i16>,
+    onset: Option<Onset>,
+    /// While talking: the utterance so far.
+    utterance: Vec<i16>,
+    /// Samples of `utterance` up to the end of the last voiced frame.
+    speech_end: usize,
+    silence_ms: u32,
+}
+
+impl std::fmt::Debug for Turns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turns")
+            .field("settings", &self.settings)
+            .field("rate", &self.rate)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+fn samples(ms: u32, rate: u32) -> usize {
+    (u64::from(ms) * u64::from(rate) / 1000) as usize
+}
+
+impl Turns {
+    /// A state machine for audio at `rate` Hz (the handler's input rate), mono.
+    pub fn new(settings: TurnTaking, rate: u32) -> Result<Self, MediaError> {
+        Ok(Self {
+            settings,
+            rate,
+            to_vad: Resampler::new(rate, VAD_RATE, 1)?,
+            vad: earshot::Detector::default_boxed(),
+            pending: Vec::with_capacity(VAD_FRAME * 4),
+            phase: Phase::Listening,
+            recent: VecDeque::new(),
+            onset: None,
+            utterance: Vec::new(),
+            speech_end: 0,
+            silence_ms: 0,
+        })
+    }
+
+    /// The settings this machine runs with.
+    pub fn settings(&self) -> &TurnTaking {
+        &self.settings
+    }
+
+    /// Whether the caller is talking now (after `started_talking`, before the pause).
+    pub fn is_talking(&self) -> bool {
+        self.phase == Phase::Talking
+    }
+
+    /// Whether a reply is under way (from the utterance until its playback finished).
+    pub fn is_replying(&self) -> bool {
+        matches!(self.phase, Phase::Replying { .. })
+    }
+
+    /// Whether the session should ask the handler for reply audio (`next-audio`).
+    pub fn wants_reply_audio(&self) -> bool {
+        self.phase == Phase::Replying { asking: true }
+    }
+
+    /// `next-audio` returned nothing: the reply is complete once its audio has played.
+    pub fn reply_complete(&mut self) {
+        if self.is_replying() {
+            self.phase = Phase::Replying { asking: false };
+        }
+    }
+
+    /// The session's playback queue is empty: `true` once when this ends a complete
+    /// reply (send `playback_finished`); the machine listens again.
+    pub fn playback_idle(&mut self) -> bool {
+        if self.phase != (Phase::Replying { asking: false }) {
+            return false;
+        }
+        if !self.settings.interruptible {
+            // The detector did not hear the reply's time: start afresh.
+            self.vad.reset();
+            self.to_vad.reset();
+            self.pending.clear();
+            self.recent.clear();
+        }
+        self.onset = None;
+        self.phase = Phase::Listening;
+        true
+    }
+
+    /// Take the client's audio (at the handler's input rate, mono) and say what happened.
+    pub fn hear(&mut self, frame: &[i16]) -> Result<Vec<TurnEvent>, MediaError> {
+        let mut events = Vec::new();
+        if self.is_replying() && !self.settings.interruptible {
+            // FastRTC ignores the caller while a reply that cannot be cut is playing.
+            return Ok(events);
+        }
+        match self.phase {
+            Phase::Talking => self.utterance.extend_from_slice(frame),
+            _ => {
+                self.recent.extend(frame);
+                if self.onset.is_none() {
+                    let keep = samples(PRE_ROLL_MS, self.rate);
+                    let extra = self.recent.len().saturating_sub(keep);
+                    self.recent.drain(..extra);
+                }
+            }
+        }
+        let resampled = self.to_vad.process(frame)?;
+        self.pending.extend_from_slice(&resampled);
+        let whole = self.pending.len() / VAD_FRAME * VAD_FRAME;
+        let mut at = 0;
+        while at < whole {
+            let score = self.vad.predict_i16(&self.pending[at..at + VAD_FRAME]);
+            at += VAD_FRAME;
+            self.step(score >= VOICED, &mut events);
+        }
+        self.pending.drain(..whole);
+        Ok(events)
+    }
+
+    /// One detector frame, voiced or not.
+    fn step(&mut self, voiced: bool, events: &mut Vec<TurnEvent>) {
+        match self.phase {
+            Phase::Talking => {
+                if voiced {
+                    self.silence_ms = 0;
+                    self.speech_end = self.utterance.len();
+                } else {
+                    self.silence_ms += VAD_FRAME_MS;
+                }
+                let too_long =
+                    self.utterance.len() >= samples(self.settings.max_utterance_ms, self.rate);
+                if self.silence_ms >= self.settings.pause_ms || too_long {
+                    let end = if too_long {
+                        self.utterance.len()
+                    } else {
+                        (self.speech_end + samples(TAIL_MS, self.rate)).min(self.utterance.len())
+                    };
+                    let mut utterance = std::mem::take(&mut self.utterance);
+                    utterance.truncate(end);
+                    events.push(TurnEvent::Utterance(AudioFrame {
+                        sample_rate: self.rate,
+                        channels: 1,
+                        samples: utterance,
+                    }));
+                    self.phase = Phase::Replying { asking: true };
+                    self.recent.clear();
+                    self.onset = None;
+                }
+            }
+            Phase::Listening | Phase::Replying { .. } => {
+                let onset = match (self.onset, voiced) {
+                    (None, false) => return,
+                    (None, true) => Onset {
+                        voiced_ms: 0,
+                        gap_ms: 0,
+                    },
+                    (Some(o), _) => o,
+                };
+                let onset = if voiced {
+                    Onset {
+                        voiced_ms: onset.voiced_ms + VAD_FRAME_MS,
+                        gap_ms: 0,
+                    }
+                } else {
+                    Onset {
+                        gap_ms: onset.gap_ms + VAD_FRAME_MS,
+                        ..onset
+                    }
+                };
+                if onset.gap_ms >= ONSET_GAP_MS {
+                    self.onset = None;
+                    return;
+                }
+                self.onset = Some(onset);
+                if onset.voiced_ms >= self.settings.min_speech_ms {
+                    if self.is_replying() {
+                        events.push(TurnEvent::Interrupted);
+                    }
+                    events.push(TurnEvent::StartedTalking);
+                    self.phase = Phase::Talking;
+                    self.utterance = self.recent.drain(..).collect();
+                    self.speech_end = self.utterance.len();
+                    self.silence_ms = 0;
+                    self.onset = None;
+                }
+            }
+        }
+    }
+}
+
+/// Carry out `event` on the connection's handler: tell the client as FastRTC does and
+/// make the `turns` call. The messages and the effects of the call are added to `fx` in
+/// order (an interruption also sets `clear_audio`); a failed call is returned after
+/// what came before it.
+pub(crate) async fn respond(
+    event: TurnEvent,
+    instance: &mut HandlerInstance,
+    spec: &StreamSpec,
+    outputs: &broadcast::Sender<Outputs>,
+    fx: &mut Effects,
+) -> Result<(), CallError> {
+    match event {
+        TurnEvent::StartedTalking => fx.messages.push(messages::started_talking()),
+        TurnEvent::Interrupted => {
+            fx.clear_audio = true;
+            instance.on_interrupt().await?;
+            fx.absorb(effects::apply(instance.take_events(), spec, outputs));
+        }
+        TurnEvent::Utterance(utterance) => {
+            fx.messages.push(messages::pause_detected());
+            instance.on_utterance(&utterance).await?;
+            fx.absorb(effects::apply(instance.take_events(), spec, outputs));
+            fx.messages.push(messages::response_starting());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 16_000;
+
+    fn settings() -> TurnTaking {
+        TurnTaking {
+            pause_ms: 400,
+            min_speech_ms: 200,
+            max_utterance_ms: 5_000,
+            interruptible: true,
+        }
+    }
+
+    /// 20 ms of digital silence.
+    fn silence() -> Vec<i16> {
+        vec![0; samples(20, RATE)]
+    }
+
+    fn feed(turns: &mut Turns, frames: impl IntoIterator<Item = Vec<i16>>) -> Vec<TurnEvent> {
+        frames
+            .into_iter()
+            .flat_map(|f| turns.hear(&f).expect("hear"))
+            .collect()
+    }
+
+    #[test]
+    fn silence_is_no_turn() {
+        let mut turns = Turns::new(settings(), RATE).unwrap();
+        let events = feed(&mut turns, (0..150).map(|_| silence()));
+        assert!(events.is_empty(), "{events:?}");
+        assert!(!turns.is_talking() && !turns.is_replying());
+    }
+
+    #[test]
+    fn reply_lifecycle_is_listen_reply_drain_listen() {
+        let mut turns = Turns::new(settings(), RATE).unwrap();
+        // Force the phases the detector would reach, to check the reply's bookkeeping.
+        turns.phase = Phase::Replying { asking: true };
+        assert!(turns.wants_reply_audio());
+        assert!(!turns.playback_idle(), "the reply is still being asked for");
+        turns.reply_complete();
+        assert!(!turns.wants_reply_audio() && turns.is_replying());
+        assert!(turns.playback_idle(), "complete and played: finished");
+        assert!(!turns.playback_idle(), "finished only once");
+        assert!(!turns.is_replying());
+    }
+
+    #[test]
+    fn an_utterance_reaches_back_before_the_speech_and_stops_after_the_pause() {
+        let mut turns = Turns::new(settings(), RATE).unwrap();
+        let mut events = Vec::new();
+        for voiced in [false, true, true, true, false, false, false] {
+            turns.step(voiced, &mut events);
+        }
+        // min-speech 200 ms needs 13 voiced frames of 16 ms; 3 are not a turn.
+        assert!(events.is_empty());
+        for _ in 0..13 {
+            turns.step(true, &mut events);
+        }
+        assert_eq!(events, vec![TurnEvent::StartedTalking]);
+        turns.utterance.extend(vec![1; samples(300, RATE)]);
+        for _ in 0..25 {
+            turns.step(false, &mut events);
+        }
+        match events.last() {
+            Some(TurnEvent::Utterance(u)) => {
+                assert_eq!(u.sample_rate, RATE);
+                assert!(!u.samples.is_empty());
+            }
+            other => panic!("no utterance: {other:?}"),
+        }
+        assert!(turns.wants_reply_audio());
+        // Speech over the reply interrupts it.
+        events.clear();
+        for _ in 0..13 {
+            turns.step(true, &mut events);
+        }
+        assert_eq!(
+            events,
+            vec![TurnEvent::Interrupted, TurnEvent::StartedTalking]
+        );
+        assert!(turns.is_talking());
+    }
+
+    #[test]
+    fn a_reply_that_cannot_be_cut_ignores_the_caller() {
+        let mut turns = Turns::new(
+            TurnTaking {
+                interruptible: false,
+                ..settings()
+            },
+            RATE,
+        )
+        .unwrap();
+        turns.phase = Phase::Replying { asking: true };
+        let loud: Vec<i16> = (0..samples(20, RATE))
+            .map(|i| if i % 2 == 0 { 20_000 } else { -20_000 })
+            .collect();
+        let events = feed(&mut turns, (0..100).map(|_| loud.clone()));
+        assert!(events.is_empty());
+        assert!(turns.is_replying());
+    }
+}
