@@ -163,6 +163,45 @@ async fn tone_reaches_a_receive_only_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_warns_then_ends_its_stream() {
+    // `tone` with a duration calls `notify(warning)` a second before the end, then
+    // `close-stream`: the client gets FastRTC's `warning`, then `end_stream`, and the
+    // audio stops after about the duration.
+    let (base, stream) = serve(guests::TONE, StreamConfig::default()).await;
+    let client = connect(&base, Media::Recv, Media::None).await;
+    let (status, reply) = client.set_input(json!({"duration": 2.0})).await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let warning = client
+        .wait_message_type(WAIT, "warning")
+        .await
+        .expect("a warning before the end");
+    assert_eq!(warning["message"], "the tone ends in 1 second", "{warning}");
+    let end = client
+        .wait_message_type(WAIT, "end_stream")
+        .await
+        .expect("end_stream from close-stream");
+    assert_eq!(end["data"], "the tone has played for its duration", "{end}");
+    let kinds: Vec<String> = client
+        .messages()
+        .iter()
+        .filter_map(|m| m["type"].as_str().map(str::to_string))
+        .filter(|k| k == "warning" || k == "end_stream")
+        .collect();
+    assert_eq!(kinds, ["warning", "end_stream"], "in that order, once each");
+    // The host ends the connection: its slot is released.
+    assert!(
+        peer::poll_until(WAIT, || stream.active_connections() == 0).await,
+        "the connection was not released"
+    );
+    let seconds = client.audio_len() as f64 / f64::from(peer::AUDIO_RATE);
+    eprintln!("tone with duration 2 s: {seconds:.2} s of audio received");
+    assert!(
+        (1.0..3.0).contains(&seconds),
+        "{seconds:.2} s of audio for a 2 s tone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flip_returns_the_video_upside_down() {
     let (base, _stream) = serve(guests::FLIP, StreamConfig::default()).await;
     let mut client = connect(&base, Media::None, Media::SendRecv).await;
