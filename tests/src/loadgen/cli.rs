@@ -43,6 +43,9 @@ pub struct Cli {
     /// Maximum p50 round trip for an audio step to count as held, in milliseconds.
     #[arg(long, default_value_t = 100.0)]
     pub max_p50_ms: f64,
+    /// Run every step of the ramp even after one was not held (by default it stops there).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Attach to a running server at this URL instead of starting one.
     #[arg(long, requires = "pid")]
     pub server: Option<String>,

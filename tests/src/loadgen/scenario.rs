@@ -165,7 +165,11 @@ impl<'a> Load<'a> {
                 rss_per_stream,
                 if step.held { "held" } else { "not held" }
             );
+            let held = step.held;
             steps.push(step);
+            if !held && !self.cli.keep_going {
+                break;
+            }
         }
         let extra = json!({"server_idle_rss_mib": idle.rss_kib as f64 / 1024.0});
         Ok((steps, extra))

@@ -6,6 +6,7 @@ mod handlers;
 mod hostile;
 mod languages;
 mod loading;
+mod loadgen;
 mod tenancy;
 mod webrtc;
 mod websocket;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Load benchmarks: builds the host and the load generator in release mode, then runs the
+# standard scenarios against servers pinned to CPU 0 with the load generator on CPU 1,
+# printing the figures and writing JSON under target/bench-load/.
+#   scripts/bench-load.sh                 # every scenario
+#   scripts/bench-load.sh audio video     # some of: audio webrtc-rs video join ws
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet -p wasmrtc --bin wasmrtc -p wasmrtc-tests --bin wasmrtc-loadgen
+out=target/bench-load
+mkdir -p "$out"
+loadgen=./target/release/wasmrtc-loadgen
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(audio webrtc-rs video join ws)
+echo "machine: $(nproc) CPUs, $(uptime)"
+for s in "${scenarios[@]}"; do
+    echo
+    echo "== $s"
+    case "$s" in
+        audio)     "$loadgen" --mode audio --streams 20,40,60,80,100,120,150,200 --json "$out/audio.json" ;;
+        webrtc-rs) "$loadgen" --mode audio --client webrtc-rs --streams 20,40,60 --json "$out/audio-webrtc-rs.json" ;;
+        video)     "$loadgen" --mode video --streams 2,4,6,8,10,12 --json "$out/video.json" ;;
+        join)      "$loadgen" --mode audio --scenario join --joins 100 --json "$out/join.json" ;;
+        ws)        "$loadgen" --mode ws --streams 50,100,150,200,300,400 --json "$out/ws.json" ;;
+        *) echo "unknown scenario $s (audio webrtc-rs video join ws)" >&2; exit 2 ;;
+    esac
+done
