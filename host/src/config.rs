@@ -26,6 +26,9 @@
 //! token_sha256 = "…"                # printf %s "$TOKEN" | sha256sum
 //! max_streams = 10
 //! ```
+//!
+//! `metrics_token_sha256 = "…"` makes `/metrics` (served with tenants) ask for
+//! `Authorization: Bearer <token>`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -54,6 +57,9 @@ pub struct HostConfig {
     /// Tenants of the admin API.
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantConfig>,
+    /// SHA-256 (64 hex digits) of the bearer token `/metrics` asks for; without it
+    /// `/metrics` answers anyone.
+    pub metrics_token_sha256: Option<String>,
 }
 
 /// One `[[stream]]`.
@@ -121,6 +127,14 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         };
         config.data_dir = Some(base.join(dir));
         crate::tenancy::Tenants::new(config.tenants.clone()).map_err(err)?;
+    }
+    if let Some(hash) = &config.metrics_token_sha256
+        && crate::tenancy::TokenHash::parse(hash).is_none()
+    {
+        return Err(err(
+            "metrics_token_sha256 must be 64 hex digits (e.g. from `printf %s \"$TOKEN\" | sha256sum`)"
+                .into(),
+        ));
     }
     let mut names = std::collections::HashSet::new();
     let mut prefixes = std::collections::HashSet::new();
@@ -253,6 +267,16 @@ mod tests {
         );
         let err = load_text("taken", &taken).unwrap_err();
         assert!(err.message.contains("is taken"), "{err}");
+        let err = load_text(
+            "bad-metrics-hash",
+            &format!("data_dir = \"d\"\nmetrics_token_sha256 = \"abc\"\n{TENANT}"),
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("metrics_token_sha256 must be 64 hex digits"),
+            "{err}"
+        );
         let err = load_text("empty", "listen = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(err.message.contains("[[tenant]]"), "{err}");
     }

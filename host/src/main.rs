@@ -142,9 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
             // (data_dir, tenants) when the file declares tenants.
             let mut hosting = None;
+            let mut metrics_token = None;
             if let Some(path) = &config {
                 let file = wasmrtc::config::load(path)?;
                 (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
+                metrics_token = file
+                    .metrics_token_sha256
+                    .as_deref()
+                    .and_then(wasmrtc::tenancy::TokenHash::parse);
                 if let Some(dir) = file.data_dir.filter(|_| !file.tenants.is_empty()) {
                     hosting = Some((dir, file.tenants));
                 }
@@ -217,6 +222,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     names.join(", "),
                     dir.display()
                 );
+                if let Some(token) = metrics_token {
+                    registry.protect_metrics(token);
+                }
                 app = app.merge(registry.router(&streams));
             }
             eprintln!(

@@ -49,7 +49,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -106,27 +106,26 @@ impl FromRequestParts<Registry> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, registry: &Registry) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
-        let value = value
-            .to_str()
-            .map_err(|_| unauthorized("malformed Authorization header"))?;
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => {
-                return Err(unauthorized(
-                    "the Authorization header must be `Bearer <token>`",
-                ));
-            }
-        };
+        let token = bearer_token(&parts.headers).map_err(unauthorized)?;
         registry
             .tenants()
             .authenticate(token)
             .cloned()
             .map(Authed)
             .ok_or_else(|| unauthorized("invalid token"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, or why there is none.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, &'static str> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or("missing `Authorization: Bearer <token>`")?
+        .to_str()
+        .map_err(|_| "malformed Authorization header")?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err("the Authorization header must be `Bearer <token>`"),
     }
 }
 

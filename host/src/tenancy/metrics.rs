@@ -16,17 +16,19 @@
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //!
 //! Streams of the configuration file appear with `tenant=""`. Counters of a stream
-//! start at zero when the host starts. The endpoint is not authenticated: expose it
-//! to the operator's scraper only.
+//! start at zero when the host starts. With `metrics_token_sha256` in the host's
+//! configuration the endpoint asks for `Authorization: Bearer <token>` (401 without
+//! it); otherwise anyone who reaches it reads every tenant's stream names.
 
 use std::fmt::Write;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::api::{ApiError, bearer_token};
 use super::registry::{Registry, Totals};
 use crate::Stream;
 use crate::runtime::CALL_SECONDS_BUCKETS;
@@ -40,7 +42,22 @@ pub fn routes(registry: Registry, statics: Vec<(String, Stream)>) -> Router {
 
 async fn metrics(
     State((registry, statics)): State<(Registry, Vec<(String, Stream)>)>,
-) -> impl IntoResponse {
+    headers: HeaderMap,
+) -> Response {
+    if let Some(expected) = registry.metrics_token() {
+        let allowed = bearer_token(&headers)
+            .map_err(str::to_string)
+            .and_then(|token| {
+                if expected.matches(token) {
+                    Ok(())
+                } else {
+                    Err("invalid token".to_string())
+                }
+            });
+        if let Err(why) = allowed {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -48,6 +65,7 @@ async fn metrics(
         )],
         render(&registry, &statics),
     )
+        .into_response()
 }
 
 /// A label value, escaped.

@@ -9,4 +9,4 @@ pub mod tenants;
 
 pub use registry::{HostingError, LiveStream, Registry, STREAMS_PREFIX};
 pub use store::{ComponentStore, SqliteStore, StoreError, StreamLimits, VersionRecord};
-pub use tenants::{Tenant, TenantConfig, Tenants, token_sha256};
+pub use tenants::{Tenant, TenantConfig, Tenants, TokenHash, token_sha256};

@@ -25,7 +25,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::store::{ComponentStore, StoreError, StreamLimits, VersionRecord};
-use super::tenants::{Tenant, Tenants};
+use super::tenants::{Tenant, Tenants, TokenHash};
 use crate::runtime::{HandlerComponent, InstanceLimits, LoadError, Runtime, StatsSnapshot};
 use crate::{Stream, StreamConfig, Transport};
 
@@ -196,6 +196,8 @@ struct Inner {
     admin: tokio::sync::Mutex<()>,
     /// (tenant, "accepted" | "rejected") → uploads.
     uploads: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The token `/metrics` asks for, if any.
+    metrics_token: std::sync::OnceLock<TokenHash>,
 }
 
 fn stream_config(limits: &StreamLimits) -> StreamConfig {
@@ -281,6 +283,7 @@ impl Registry {
                 live: RwLock::default(),
                 admin: tokio::sync::Mutex::new(()),
                 uploads: Mutex::default(),
+                metrics_token: std::sync::OnceLock::new(),
             }),
         };
         let tenants: Vec<_> = registry.inner.tenants.iter().cloned().collect();
@@ -681,6 +684,17 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Make `/metrics` answer only requests with `Authorization: Bearer <token>` for a
+    /// token with this hash (the first call wins).
+    pub fn protect_metrics(&self, token: TokenHash) {
+        let _ = self.inner.metrics_token.set(token);
+    }
+
+    /// The token `/metrics` asks for, if [`Registry::protect_metrics`] set one.
+    pub fn metrics_token(&self) -> Option<&TokenHash> {
+        self.inner.metrics_token.get()
     }
 
     /// The router of the hosting: tenants' streams under `/t`, the admin API under

@@ -149,6 +149,24 @@ pub fn token_sha256(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// The SHA-256 of a bearer token, as configured (`token_sha256`,
+/// `metrics_token_sha256`): the token itself is never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Parses 64 hex digits (either case); `None` if `hex` is anything else.
+    pub fn parse(hex: &str) -> Option<Self> {
+        parse_hex32(&hex.to_ascii_lowercase()).map(Self)
+    }
+
+    /// Whether `token` hashes to this, compared in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        constant_time_eq(&self.0, &hash)
+    }
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -15,7 +15,7 @@ use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmrtc::Transport;
-use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants};
+use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants, TokenHash, token_sha256};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
 use wasmrtc_tests::{guests, signal, test_runtime, wasmrtc_bin};
 
@@ -51,7 +51,7 @@ fn tenants() -> Vec<TenantConfig> {
 struct Host {
     base: String,
     dir: PathBuf,
-    _registry: Registry,
+    registry: Registry,
 }
 
 impl Drop for Host {
@@ -77,7 +77,7 @@ async fn host(tag: &str) -> Host {
     Host {
         base: format!("http://{addr}"),
         dir,
-        _registry: registry,
+        registry: registry,
     }
 }
 
@@ -799,6 +799,31 @@ async fn metrics_count_connections_refusals_and_failures() {
     assert!(text.contains("# TYPE wasmrtc_handler_failures_total counter"));
     held.close().await;
     b_held.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_ask_for_a_token() {
+    let host = host("metrics-token").await;
+    let url = format!("{}/metrics", host.base);
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    host.registry
+        .protect_metrics(TokenHash::parse(&token_sha256("scraper")).unwrap());
+    let anonymous = http().get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized", "{body}");
+    for wrong in [TOKEN_A, "scrape"] {
+        let r = http().get(&url).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(r.status(), 401, "token {wrong}");
+    }
+    let r = http()
+        .get(&url)
+        .bearer_auth("scraper")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("wasmrtc_uploads_total"));
 }
 
 // ---- the real binary: CLI, restart, SIGKILL mid-upload ----
