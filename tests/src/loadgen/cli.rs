@@ -11,7 +11,9 @@ pub struct Cli {
     /// What each client sends and expects back.
     #[arg(long, value_enum, default_value_t = Mode::Audio)]
     pub mode: Mode,
-    /// What to measure: stream counts held (`ramp`) or the cost of simultaneous joins (`join`).
+    /// What to measure: stream counts held (`ramp`), the cost of simultaneous joins
+    /// (`join`), or, against a server with two tenants, a handler swapped under load
+    /// (`hot-swap`) or hostile handlers beside healthy streams (`isolation`).
     #[arg(long, value_enum, default_value_t = Scenario::Ramp)]
     pub scenario: Scenario,
     /// Stream counts of the ramp, ascending; clients are added between steps.
@@ -88,6 +90,12 @@ pub enum Scenario {
     Ramp,
     /// `--joins` clients join at once: setup time and server CPU per join.
     Join,
+    /// The first `--streams` count of connections holds tenant a's `gain` v1 while v2 is
+    /// uploaded; as many join after, and again after a rollback.
+    HotSwap,
+    /// The first `--streams` count of tenant a's `echo` streams, measured calm and then
+    /// while `--joins` (at most 30) attackers reconnect to tenant b's hostile handlers.
+    Isolation,
 }
 
 /// Which WebRTC stack the clients use.

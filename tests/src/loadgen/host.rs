@@ -22,11 +22,20 @@ impl Server {
     /// Start `wasmrtc serve GUEST` on 127.0.0.1 (a free port), pinned with
     /// `taskset -c CPUS`, and wait until it prints its address.
     pub fn start(wasmrtc: &Path, guest: &Path, cpus: &str) -> anyhow::Result<Self> {
+        Self::launch(wasmrtc, &[guest.as_os_str()], cpus)
+    }
+
+    /// Start `wasmrtc serve --config FILE` (streams and tenants) the same way.
+    pub fn start_config(wasmrtc: &Path, config: &Path, cpus: &str) -> anyhow::Result<Self> {
+        Self::launch(wasmrtc, &["--config".as_ref(), config.as_os_str()], cpus)
+    }
+
+    fn launch(wasmrtc: &Path, args: &[&std::ffi::OsStr], cpus: &str) -> anyhow::Result<Self> {
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
             .arg(wasmrtc)
             .arg("serve")
-            .arg(guest)
+            .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

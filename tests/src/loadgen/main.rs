@@ -9,6 +9,7 @@ mod media;
 mod report;
 mod rtc_peer;
 mod scenario;
+mod tenancy;
 mod webrtc_rs_peer;
 mod ws_client;
 
@@ -56,6 +57,9 @@ fn default_wasmrtc() -> anyhow::Result<PathBuf> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.scenario, Scenario::HotSwap | Scenario::Isolation) {
+        return run_hosting(&cli).await;
+    }
     let server = match (&cli.server, cli.pid) {
         (Some(url), Some(pid)) => Server::attach(url, pid),
         _ => {
@@ -118,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }),
         Scenario::Join => load.join().await,
+        Scenario::HotSwap | Scenario::Isolation => unreachable!("handled by run_hosting"),
     };
     load.stop().await;
     let results = outcome?;
@@ -130,6 +135,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "loadgen_cpu": cli.client_cpu,
             "machine": {"cpus": cpus, "load_average": load_avg.trim()},
             "criteria": {"min_fps": cli.min_fps(), "max_p50_rtt_ms": cli.max_p50_ms},
+            "results": results,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("write {}", path.display()))?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The scenarios that start their own server with tenants.
+async fn run_hosting(cli: &Cli) -> anyhow::Result<()> {
+    if cli.mode == Mode::Video {
+        bail!("--scenario hot-swap and isolation use audio: --mode audio or ws");
+    }
+    let wasmrtc = match &cli.wasmrtc {
+        Some(p) => p.clone(),
+        None => default_wasmrtc()?,
+    };
+    let results = match cli.scenario {
+        Scenario::HotSwap => tenancy::hot_swap(cli, &wasmrtc).await?,
+        _ => tenancy::isolation(cli, &wasmrtc).await?,
+    };
+    if let Some(path) = &cli.json {
+        let doc = json!({
+            "mode": format!("{:?}", cli.mode).to_lowercase(),
+            "scenario": format!("{:?}", cli.scenario).to_lowercase(),
             "results": results,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)

@@ -21,6 +21,22 @@ pub struct StreamStats {
     pub setup: Option<Duration>,
     /// Why the client stopped, if it failed.
     pub failed: Option<String>,
+    /// Peak amplitude of each returned burst (WebSocket clients, which see PCM).
+    pub burst_peaks: Vec<u16>,
+    /// When media last arrived.
+    pub last_media: Option<std::time::Instant>,
+    /// Longest wait between two media arrivals since the last reset.
+    pub max_gap: Duration,
+}
+
+impl StreamStats {
+    /// Media arrived at `now`: the gap since the last arrival counts towards `max_gap`.
+    pub fn media_at(&mut self, now: std::time::Instant) {
+        if let Some(last) = self.last_media {
+            self.max_gap = self.max_gap.max(now - last);
+        }
+        self.last_media = Some(now);
+    }
 }
 
 /// A stream's counters, shared between its client task and the measurement.

@@ -170,6 +170,7 @@ async fn peer(
                         let now = Instant::now();
                         let mut s = lock(stats);
                         s.received += 1;
+                        s.media_at(now);
                         if s.setup.is_none() {
                             s.setup = Some(now - started);
                         }

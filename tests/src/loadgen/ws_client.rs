@@ -98,9 +98,14 @@ async fn client(
                 let Some(b64) = payload(&text) else { continue };
                 let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
                 let now = Instant::now();
-                let loud = burst_sent.is_some() && bytes.iter().any(|&b| mulaw::decode(b).unsigned_abs() >= LOUD_SAMPLE as u16);
+                let peak = bytes.iter().map(|&b| mulaw::decode(b).unsigned_abs()).max().unwrap_or(0);
+                let loud = peak >= LOUD_SAMPLE as u16;
                 samples += bytes.len();
                 let mut s = lock(stats);
+                s.media_at(now);
+                if loud {
+                    s.burst_peaks.push(peak);
+                }
                 if s.setup.is_none() {
                     s.setup = Some(now - started);
                 }

@@ -77,7 +77,7 @@ async fn host(tag: &str) -> Host {
     Host {
         base: format!("http://{addr}"),
         dir,
-        registry: registry,
+        registry,
     }
 }
 
