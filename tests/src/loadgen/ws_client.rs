@@ -46,7 +46,8 @@ async fn client(
     let started = Instant::now();
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::connect_async(&url),
+        // TCP_NODELAY, as browsers set it on WebSockets.
+        tokio_tungstenite::connect_async_with_config(&url, None, true),
     )
     .await
     .context("WebSocket connect timed out")?
