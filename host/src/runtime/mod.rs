@@ -5,6 +5,7 @@
 //! and drains the [`HostEvent`]s the guest raised during each call.
 
 mod bindings;
+pub mod breaker;
 mod component;
 mod config;
 mod engine;

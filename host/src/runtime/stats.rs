@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::FailureCause;
+use super::breaker::Breaker;
 
 /// Every cause, in the order [`ComponentStats::failures`] reports them.
 pub const FAILURE_CAUSES: [FailureCause; 6] = [
@@ -39,6 +40,8 @@ pub struct ComponentStats {
     memory_bytes: AtomicU64,
     /// The most linear memory one instance has had.
     memory_peak: AtomicU64,
+    /// Refuses new connections while instances keep failing.
+    breaker: Mutex<Breaker>,
     /// Connection id → instances alive for it (normally one).
     live: Mutex<HashMap<String, usize>>,
 }
@@ -116,6 +119,19 @@ impl ComponentStats {
         if let Some(i) = FAILURE_CAUSES.iter().position(|c| *c == cause) {
             self.failures[i].fetch_add(1, Ordering::Relaxed);
         }
+        self.breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed(Instant::now());
+    }
+
+    /// How much longer new connections are refused because instances of the component
+    /// keep failing (see [`super::breaker`]), if they are.
+    pub fn refusing(&self) -> Option<Duration> {
+        self.breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_at(Instant::now())
     }
 
     pub(crate) fn started(&self, connection: &str) {

@@ -484,6 +484,41 @@ async fn a_handler_failing_before_the_channel_opens_still_reports_its_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_keeps_failing_is_refused_for_a_while() {
+    use wasmrtc::runtime::breaker::THRESHOLD;
+    // The trap handler dies on its first frame; after THRESHOLD such deaths in a row,
+    // new offers are refused (no handshake, no instance) with a readable reason, while
+    // another stream of the same host keeps admitting.
+    let (base, stream) = serve(guests::HOSTILE_TRAP, StreamConfig::default()).await;
+    let (echo, _echo) = serve(guests::ECHO, StreamConfig::default()).await;
+    for i in 0..THRESHOLD {
+        let mut client = connect(&base, Media::SendRecv, Media::None).await;
+        assert!(
+            client.wait_message_type(WAIT, "error").await.is_some(),
+            "connection {i}: no error; messages: {:?}",
+            client.messages()
+        );
+        client.close().await;
+    }
+    assert!(
+        peer::poll_until(WAIT, || stream.active_connections() == 0).await,
+        "the failed connections were not released"
+    );
+    let refused =
+        rejection(TestPeer::connect(&base, PeerOptions::new(Media::SendRecv, Media::None)).await);
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(refused.error_code(), Some("handler_unavailable"));
+    let message = refused.body["meta"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("keeps failing"), "{message}");
+    let mut healthy = connect(&echo, Media::SendRecv, Media::None).await;
+    assert!(
+        healthy.wait_audio(RATE / 2, WAIT).await,
+        "the other stream stopped admitting"
+    );
+    healthy.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_limit_warns_then_ends_the_stream() {
     let config = StreamConfig {
         time_limit: Some(Duration::from_secs(3)),
