@@ -98,7 +98,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         return reply::failed_with(
             StatusCode::SERVICE_UNAVAILABLE,
             "handler_unavailable",
-            &cooling_down_message(left),
+            &crate::runtime::breaker::refusal_message(left),
         );
     }
     let slot = match inner.admission.try_admit() {
@@ -154,12 +154,4 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
     };
     tokio::spawn(session.run());
     Json(json!({"sdp": answer, "type": "answer"})).into_response()
-}
-
-/// Why a connection is refused while the stream's handler keeps failing.
-pub(crate) fn cooling_down_message(left: std::time::Duration) -> String {
-    format!(
-        "this stream's handler keeps failing; new connections are refused for {} s",
-        left.as_secs() + 1
-    )
 }

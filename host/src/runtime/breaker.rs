@@ -21,6 +21,14 @@ pub const MAX_COOLDOWN: Duration = Duration::from_secs(300);
 /// Time without opening after which the cool-down starts again from [`FIRST_COOLDOWN`].
 pub const CALM: Duration = Duration::from_secs(600);
 
+/// Why a connection is refused while the breaker is open for `left` more.
+pub fn refusal_message(left: Duration) -> String {
+    format!(
+        "this stream's handler keeps failing; new connections are refused for {} s",
+        left.as_secs() + 1
+    )
+}
+
 /// The breaker's state (behind the component's stats lock).
 #[derive(Debug, Default)]
 pub(crate) struct Breaker {

@@ -7,9 +7,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::Slot;
 use super::audio::{AudioIn, AudioOut};
-use super::registry::{Command, Connections, Outputs};
 use super::effects::{self, Effects};
 use super::messages;
+use super::registry::{Command, Connections, Outputs};
 use super::stats::{self, Stage};
 use super::turns::{self, Turns};
 use super::video::{Decoded, VideoIn, VideoOut};

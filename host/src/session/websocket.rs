@@ -64,6 +64,7 @@ mod close {
     pub(super) const UNSUPPORTED_DATA: u16 = 1003;
     pub(super) const POLICY: u16 = 1008;
     pub(super) const INTERNAL: u16 = 1011;
+    pub(super) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// A frame from the client, as the transport delivers it. The end of the stream means
@@ -698,6 +699,16 @@ where
         }
 
         let inner = &self.stream.inner;
+        if let Some(left) = self.stream.component().stats().refusing() {
+            let message = crate::runtime::breaker::refusal_message(left);
+            self.tx
+                .text(
+                    serde_json::json!({"status": "failed", "meta": {"error": "handler_unavailable", "message": message}})
+                        .to_string(),
+                )
+                .await?;
+            return Err(End::Close(close::TRY_AGAIN_LATER, message));
+        }
         let slot = match inner.admission.try_admit() {
             Ok(slot) => slot,
             Err(e) => {
@@ -842,8 +853,14 @@ where
                 return Ok(());
             };
             let mut fx = Effects::default();
-            let r =
-                turns::respond(event, &mut live.instance, &live.spec, &live.outputs, &mut fx).await;
+            let r = turns::respond(
+                event,
+                &mut live.instance,
+                &live.spec,
+                &live.outputs,
+                &mut fx,
+            )
+            .await;
             self.apply(fx).await?;
             if let Err(e) = r {
                 return Err(self.fail(e).await);

@@ -510,6 +510,31 @@ async fn a_handler_that_keeps_failing_is_refused_for_a_while() {
     assert_eq!(refused.error_code(), Some("handler_unavailable"));
     let message = refused.body["meta"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("keeps failing"), "{message}");
+    // The WebSocket route refuses too: the failed JSON, then close 1013 (try again later).
+    let ws_url = format!("{}/websocket/offer", base.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(
+        json!({"event": "start", "websocket_id": peer::new_webrtc_id()}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut reply = None;
+    let mut close_code = None;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(WAIT, ws.next()).await {
+        match m {
+            Message::Text(t) => reply = serde_json::from_str::<Value>(&t).ok(),
+            Message::Close(c) => {
+                close_code = c.map(|c| u16::from(c.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let reply = reply.expect("a reply before the close");
+    assert_eq!(reply["meta"]["error"], "handler_unavailable", "{reply}");
+    assert_eq!(close_code, Some(1013));
     let mut healthy = connect(&echo, Media::SendRecv, Media::None).await;
     assert!(
         healthy.wait_audio(RATE / 2, WAIT).await,
