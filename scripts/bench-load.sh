@@ -17,11 +17,11 @@ for s in "${scenarios[@]}"; do
     echo
     echo "== $s"
     case "$s" in
-        audio)     "$loadgen" --mode audio --streams 20,40,60,80,100,120,150,200 --json "$out/audio.json" ;;
-        webrtc-rs) "$loadgen" --mode audio --client webrtc-rs --streams 20,40,60 --json "$out/audio-webrtc-rs.json" ;;
-        video)     "$loadgen" --mode video --streams 2,4,6,8,10,12 --json "$out/video.json" ;;
+        audio)     "$loadgen" --mode audio --streams 40,60,80,100,120 --keep-going --json "$out/audio.json" ;;
+        webrtc-rs) "$loadgen" --mode audio --client webrtc-rs --streams 20,40,60,80 --json "$out/audio-webrtc-rs.json" ;;
+        video)     "$loadgen" --mode video --streams 4,5,6,7,8 --keep-going --json "$out/video.json" ;;
         join)      "$loadgen" --mode audio --scenario join --joins 100 --json "$out/join.json" ;;
-        ws)        "$loadgen" --mode ws --streams 50,100,150,200,300,400 --json "$out/ws.json" ;;
+        ws)        "$loadgen" --mode ws --streams 50,100,200,250,300 --keep-going --json "$out/ws.json" ;;
         *) echo "unknown scenario $s (audio webrtc-rs video join ws)" >&2; exit 2 ;;
     esac
 done
