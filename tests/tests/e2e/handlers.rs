@@ -27,12 +27,15 @@ fn rows_frame(width: u32, height: u32) -> VideoFrame {
 
 #[tokio::test]
 async fn every_handler_table_cell_is_described() {
+    // The seven cells of FastRTC's handler table, one example each.
     let rt = test_runtime();
     let cells = [
         (guests::FLIP, Modality::Video, Mode::SendReceive),
         (guests::BRIGHTNESS, Modality::Video, Mode::Send),
+        (guests::BARS, Modality::Video, Mode::Receive),
         (guests::ECHO, Modality::Audio, Mode::SendReceive),
         (guests::GAIN, Modality::Audio, Mode::SendReceive),
+        (guests::METER, Modality::Audio, Mode::Send),
         (guests::TONE, Modality::Audio, Mode::Receive),
         (guests::AV_ECHO, Modality::AudioVideo, Mode::SendReceive),
     ];

@@ -201,6 +201,92 @@ async fn a_handler_warns_then_ends_its_stream() {
     );
 }
 
+/// Mean luma of columns `cols` over every row of an I420 picture.
+fn column_luma(picture: &wasmrtc::media::Picture, cols: std::ops::Range<usize>) -> f64 {
+    let (y, _, _) = picture.planes().expect("an I420 picture");
+    let w = picture.width as usize;
+    let sum: u64 = y
+        .chunks_exact(w)
+        .flat_map(|row| row[cols.clone()].iter().map(|&v| u64::from(v)))
+        .sum();
+    sum as f64 / (cols.len() * picture.height as usize) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_are_generated_for_a_receive_only_client() {
+    // Video receive: `next-video` paced by the host at the declared 15 fps; the client
+    // sends no video. The first bar is white, the last black; the slider dims them.
+    let (base, _stream) = serve(guests::BARS, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::None, Media::Recv).await;
+    assert!(
+        client.wait_video(10, WAIT).await,
+        "{} frames received",
+        client.video_frames()
+    );
+    let picture = client.pictures().pop().expect("a decoded picture");
+    assert_eq!((picture.width, picture.height), (320, 240));
+    let (white, black) = (
+        column_luma(&picture, 5..35),
+        column_luma(&picture, 285..315),
+    );
+    eprintln!("bars: white bar luma {white:.0}, black bar luma {black:.0}");
+    assert!(
+        white > 180.0 && black < 60.0,
+        "white {white:.0}, black {black:.0}"
+    );
+    assert_eq!(
+        client.video_sent(),
+        0,
+        "a receive-only client sends no video"
+    );
+
+    let (status, reply) = client.set_input(json!({"brightness": 0.25})).await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let mut dimmed = white;
+    peer::poll_until(WAIT, || {
+        dimmed = client
+            .pictures()
+            .pop()
+            .map_or(white, |p| column_luma(&p, 5..35));
+        dimmed < 110.0
+    })
+    .await;
+    eprintln!("bars at brightness 0.25: white bar luma {dimmed:.0}");
+    assert!(dimmed < 110.0, "the white bar stayed at luma {dimmed:.0}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_reports_the_level_and_pitch_of_the_sent_audio() {
+    // Audio send: `on-audio` only, outputs over SSE, no audio back. The peer sends a
+    // 1 kHz sine of peak 8000: -15.3 dBFS.
+    let (base, _stream) = serve(guests::METER, StreamConfig::default()).await;
+    let mut client = connect(&base, Media::Send, Media::None).await;
+    let mut outputs = client.outputs().await.unwrap();
+    let mut last = None;
+    // Skip the first windows (they may hold the start of the stream).
+    for _ in 0..4 {
+        last = outputs.next(WAIT).await;
+        assert!(
+            last.is_some(),
+            "no output; messages: {:?}",
+            client.messages()
+        );
+    }
+    let output = last.unwrap();
+    let level = output["level"].as_f64().expect("a level");
+    let pitch = output["pitch"].as_f64().expect("a pitch");
+    eprintln!("meter: {level:.1} dBFS, {pitch:.0} Hz");
+    assert!((level - -15.3).abs() < 3.0, "level {level:.1} dBFS");
+    assert!((pitch - 1000.0).abs() < 30.0, "pitch {pitch:.0} Hz");
+    assert_eq!(
+        client.audio_packets(),
+        0,
+        "a send-only client gets no audio"
+    );
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flip_returns_the_video_upside_down() {
     let (base, _stream) = serve(guests::FLIP, StreamConfig::default()).await;
