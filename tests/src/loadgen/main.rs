@@ -38,7 +38,33 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli))
+    // On Ctrl-C or SIGTERM the run is dropped, and with it the server it started.
+    let signal = runtime.block_on(async {
+        tokio::select! {
+            r = run(cli) => r.map(|()| None),
+            s = stopped() => Ok(Some(s)),
+        }
+    })?;
+    if let Some(s) = signal {
+        eprintln!("wasmrtc-loadgen: stopped by {s}");
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// The first of SIGINT and SIGTERM.
+async fn stopped() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 fn default_wasmrtc() -> anyhow::Result<PathBuf> {
