@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use wasmrtc_tests::guests;
 
 use crate::cli::{Cli, Mode};
-use crate::host::Server;
+use crate::host::{self, Server};
 use crate::media::AudioCycle;
 use crate::report::{Shared, StreamStats, lock, quantile};
 use crate::{rtc_peer, ws_client};
@@ -443,9 +443,22 @@ pub async fn isolation(cli: &Cli, wasmrtc: &Path) -> anyhow::Result<Value> {
         v
     };
     rtts(&victims);
-    let before = victims.received();
+    let cpu = || -> anyhow::Result<(host::ProcSample, host::ProcSample)> {
+        Ok((host::sample(Some(hosting.server.pid))?, host::sample(None)?))
+    };
+    // Shares of a core used by the server and by this process between two samples.
+    let shares = |a: (host::ProcSample, host::ProcSample),
+                  b: (host::ProcSample, host::ProcSample)| {
+        let secs = measure.as_secs_f64();
+        (
+            b.0.cpu.saturating_sub(a.0.cpu).as_secs_f64() / secs * 100.0,
+            b.1.cpu.saturating_sub(a.1.cpu).as_secs_f64() / secs * 100.0,
+        )
+    };
+    let (before, c0) = (victims.received(), cpu()?);
     tokio::time::sleep(measure).await;
     let calm = rates(&before, &victims.received(), measure.as_secs_f64());
+    let calm_cpu = shares(c0, cpu()?);
     let calm_rtt = rtts(&victims);
 
     // Attackers: each reconnects to a hostile stream as soon as its last attempt ended.
@@ -487,9 +500,10 @@ pub async fn isolation(cli: &Cli, wasmrtc: &Path) -> anyhow::Result<Value> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     victims.reset();
-    let before = victims.received();
+    let (before, c0) = (victims.received(), cpu()?);
     tokio::time::sleep(measure).await;
     let attacked = rates(&before, &victims.received(), measure.as_secs_f64());
+    let attacked_cpu = shares(c0, cpu()?);
     let attacked_rtt = rtts(&victims);
     let gap = victims.max_gap();
     let _ = stop.send(true);
@@ -506,21 +520,23 @@ pub async fn isolation(cli: &Cli, wasmrtc: &Path) -> anyhow::Result<Value> {
         if ws { "WebSocket" } else { "WebRTC" }
     );
     println!(
-        "{:<16} {:>9} {:>9} {:>10} {:>10}",
-        "tenant a", "min fps", "mean fps", "p50 rtt", "p99 rtt"
+        "{:<16} {:>9} {:>9} {:>10} {:>10} {:>11} {:>12}",
+        "tenant a", "min fps", "mean fps", "p50 rtt", "p99 rtt", "server CPU", "loadgen CPU"
     );
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    for (name, fps, rtt) in [
-        ("calm", &calm, &calm_rtt),
-        ("under attack", &attacked, &attacked_rtt),
+    for (name, fps, rtt, (server, client)) in [
+        ("calm", &calm, &calm_rtt, calm_cpu),
+        ("under attack", &attacked, &attacked_rtt, attacked_cpu),
     ] {
         println!(
-            "{:<16} {:>9.1} {:>9.1} {:>7.0} ms {:>7.0} ms",
+            "{:<16} {:>9.1} {:>9.1} {:>7.0} ms {:>7.0} ms {:>10.0}% {:>11.0}%",
             name,
             fps.first().copied().unwrap_or(0.0),
             mean(fps),
             quantile(rtt, 0.5),
             quantile(rtt, 0.99),
+            server,
+            client,
         );
     }
     let kill_text: Vec<String> = kills.iter().map(|(c, n)| format!("{c} {n}")).collect();
@@ -539,8 +555,8 @@ pub async fn isolation(cli: &Cli, wasmrtc: &Path) -> anyhow::Result<Value> {
     Ok(json!({
         "streams": n, "attackers": attackers, "hostile_connections": made,
         "killed_by_cause": kills.iter().map(|(c, n)| json!({"cause": c, "count": n})).collect::<Vec<_>>(),
-        "calm": {"min_fps": calm.first(), "mean_fps": mean(&calm), "rtt_p50_ms": quantile(&calm_rtt, 0.5), "rtt_p99_ms": quantile(&calm_rtt, 0.99)},
-        "attacked": {"min_fps": attacked.first(), "mean_fps": mean(&attacked), "rtt_p50_ms": quantile(&attacked_rtt, 0.5), "rtt_p99_ms": quantile(&attacked_rtt, 0.99), "max_gap_ms": gap.as_secs_f64() * 1e3},
+        "calm": {"min_fps": calm.first(), "mean_fps": mean(&calm), "rtt_p50_ms": quantile(&calm_rtt, 0.5), "rtt_p99_ms": quantile(&calm_rtt, 0.99), "server_cpu_pct": calm_cpu.0, "loadgen_cpu_pct": calm_cpu.1},
+        "attacked": {"min_fps": attacked.first(), "mean_fps": mean(&attacked), "rtt_p50_ms": quantile(&attacked_rtt, 0.5), "rtt_p99_ms": quantile(&attacked_rtt, 0.99), "max_gap_ms": gap.as_secs_f64() * 1e3, "server_cpu_pct": attacked_cpu.0, "loadgen_cpu_pct": attacked_cpu.1},
         "tenant_a_failed": failed.len(),
         "tenant_a_handler_failures": a_failures.iter().map(|(c, n)| json!({"cause": c, "count": n})).collect::<Vec<_>>(),
     }))
