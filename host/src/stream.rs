@@ -44,6 +44,7 @@ pub struct Transport {
 impl Transport {
     /// Bind the UDP socket at `listen`; `advertise` is the address put in answers
     /// (defaults to the bound address; set it behind NAT or when binding 0.0.0.0).
+    /// Call it from within a tokio runtime: the socket's receive task runs there.
     pub fn bind(listen: SocketAddr, advertise: Option<std::net::IpAddr>) -> std::io::Result<Self> {
         let mux = UdpMux::bind(listen)?;
         let local = mux.local_addr();

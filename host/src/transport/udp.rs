@@ -1,14 +1,18 @@
-//! One UDP socket for all peers: a receive thread routes each datagram to its peer
-//! by remote address, learning new addresses from the ICE ufrag in STUN requests.
+//! One UDP socket for all peers: a receive task routes each datagram to its peer by
+//! remote address, learning new addresses from the ICE ufrag in STUN requests.
+//!
+//! The task runs on the tokio runtime that bound the socket, so a datagram reaches its
+//! connection's task without a thread switch, and every datagram waiting in the socket
+//! is routed on one wake-up.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
 
 use super::stun;
 
@@ -36,10 +40,11 @@ struct Shared {
     socket: UdpSocket,
     local: SocketAddr,
     routes: Mutex<Routes>,
-    stop: AtomicBool,
+    /// Ends the receive task.
+    stop: Notify,
 }
 
-/// The shared socket. Cloning is cheap; the receive thread stops when the last clone goes.
+/// The shared socket. Cloning is cheap; the receive task stops when the last clone goes.
 #[derive(Clone)]
 pub struct UdpMux {
     shared: Arc<Shared>,
@@ -50,26 +55,25 @@ struct StopGuard(Arc<Shared>);
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        self.0.stop.store(true, Ordering::Relaxed);
+        self.0.stop.notify_one();
     }
 }
 
 impl UdpMux {
-    /// Bind the socket and start its receive thread.
+    /// Bind the socket and start its receive task on the current tokio runtime (call
+    /// it from within one).
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
-        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket)?;
         let local = socket.local_addr()?;
         let shared = Arc::new(Shared {
             socket,
             local,
             routes: Mutex::new(Routes::default()),
-            stop: AtomicBool::new(false),
+            stop: Notify::new(),
         });
-        let recv = shared.clone();
-        std::thread::Builder::new()
-            .name("wasmrtc-udp".into())
-            .spawn(move || receive_loop(&recv))?;
+        tokio::spawn(receive_loop(shared.clone()));
         Ok(Self {
             _guard: Arc::new(StopGuard(shared.clone())),
             shared,
@@ -109,7 +113,9 @@ impl PeerSocket {
 
     /// Send a datagram; errors are logged, as UDP loss is normal.
     pub fn send(&self, to: SocketAddr, data: &[u8]) {
-        if let Err(e) = self.shared.socket.send_to(data, to) {
+        // Never waits: when the socket's send buffer is full the datagram is dropped,
+        // as the network would.
+        if let Err(e) = self.shared.socket.try_send_to(data, to) {
             tracing::debug!(%to, "udp send failed: {e}");
         }
     }
@@ -129,46 +135,55 @@ impl Drop for PeerSocket {
     }
 }
 
-fn receive_loop(shared: &Shared) {
+async fn receive_loop(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
-    while !shared.stop.load(Ordering::Relaxed) {
-        let (n, source) = match shared.socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!("udp receive failed: {e}");
-                continue;
-            }
-        };
-        let data = &buf[..n];
-        let tx = {
-            let mut routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
-            match routes.by_addr.get(&source) {
-                Some(tx) => Some(tx.clone()),
-                None => {
-                    let found = stun::server_ufrag(data)
-                        .and_then(|u| routes.by_ufrag.get(u))
-                        .cloned();
-                    if let Some(tx) = &found {
-                        routes.by_addr.insert(source, tx.clone());
-                    }
-                    found
+    loop {
+        tokio::select! {
+            ready = shared.socket.readable() => {
+                if let Err(e) = ready {
+                    tracing::debug!("udp socket failed: {e}");
+                    return;
                 }
             }
-        };
-        if let Some(tx) = tx {
-            let _ = tx.try_send(Datagram {
-                source,
-                at: Instant::now(),
-                data: data.to_vec(),
-            });
+            () = shared.stop.notified() => return,
         }
+        // Route every datagram that is waiting, then wait again.
+        loop {
+            let (n, source) = match shared.socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("udp receive failed: {e}");
+                    continue;
+                }
+            };
+            route(&shared, source, &buf[..n]);
+        }
+    }
+}
+
+/// Hand a datagram to the peer its source address (or STUN ufrag) belongs to.
+fn route(shared: &Shared, source: SocketAddr, data: &[u8]) {
+    let tx = {
+        let mut routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+        match routes.by_addr.get(&source) {
+            Some(tx) => Some(tx.clone()),
+            None => {
+                let found = stun::server_ufrag(data)
+                    .and_then(|u| routes.by_ufrag.get(u))
+                    .cloned();
+                if let Some(tx) = &found {
+                    routes.by_addr.insert(source, tx.clone());
+                }
+                found
+            }
+        }
+    };
+    if let Some(tx) = tx {
+        let _ = tx.try_send(Datagram {
+            source,
+            at: Instant::now(),
+            data: data.to_vec(),
+        });
     }
 }
