@@ -3,6 +3,7 @@
 
 pub mod peer;
 pub mod signal;
+pub mod speech;
 
 /// Paths of the example guests, built for wasm32-wasip2 in release mode.
 pub mod guests {

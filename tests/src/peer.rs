@@ -140,6 +140,8 @@ pub struct PeerOptions {
     pub media_after_channel: bool,
     /// Longest wait for the connection (and, with `media_after_channel`, the channel).
     pub connect_timeout: Duration,
+    /// Audio to send instead of the tone (silence whenever it has nothing queued).
+    pub audio_feed: Option<AudioFeed>,
 }
 
 impl Default for PeerOptions {
@@ -154,6 +156,7 @@ impl Default for PeerOptions {
             fps: 30,
             media_after_channel: true,
             connect_timeout: Duration::from_secs(15),
+            audio_feed: None,
         }
     }
 }
@@ -166,6 +169,70 @@ impl PeerOptions {
             video,
             ..Self::default()
         }
+    }
+}
+
+/// Audio a [`TestPeer`] sends in place of its tone: 48 kHz mono samples, sent in real
+/// time in 20 ms packets as they are queued, digital silence while none are. Clones
+/// share the queue, so a test queues speech while the peer is connected.
+#[derive(Debug, Clone, Default)]
+pub struct AudioFeed {
+    inner: Arc<Mutex<FeedState>>,
+}
+
+#[derive(Debug, Default)]
+struct FeedState {
+    queue: VecDeque<i16>,
+    /// When the last queued sample was sent.
+    drained_at: Option<Instant>,
+}
+
+impl AudioFeed {
+    /// An empty feed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue `samples` (48 kHz mono) after what is queued.
+    pub fn push(&self, samples: &[i16]) {
+        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state.queue.extend(samples);
+        state.drained_at = None;
+    }
+
+    /// Samples still to send.
+    pub fn queued(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .len()
+    }
+
+    /// When the last queued sample was sent, once everything queued has been.
+    pub fn drained_at(&self) -> Option<Instant> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drained_at
+    }
+
+    /// Wait until everything queued has been sent; when the last sample went out.
+    pub async fn wait_drained(&self, timeout: Duration) -> Option<Instant> {
+        poll_until(timeout, || self.drained_at().is_some()).await;
+        self.drained_at()
+    }
+
+    /// The next 20 ms packet's samples: queued audio, padded with silence.
+    fn next_packet(&self) -> Vec<i16> {
+        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let n = state.queue.len().min(AUDIO_FRAME);
+        let mut pcm: Vec<i16> = state.queue.drain(..n).collect();
+        if n > 0 && state.queue.is_empty() {
+            state.drained_at = Some(Instant::now());
+        }
+        pcm.resize(AUDIO_FRAME, 0);
+        pcm
     }
 }
 
@@ -322,6 +389,8 @@ impl Outputs {
 struct Received {
     /// Decoded remote audio, 48 kHz mono.
     audio: Mutex<Vec<i16>>,
+    /// Arrival of each remote audio packet, with the samples decoded by then.
+    audio_arrivals: Mutex<Vec<(Instant, usize)>>,
     /// Audio RTP packets received.
     audio_packets: AtomicUsize,
     /// The last decoded remote pictures (I420).
@@ -408,11 +477,15 @@ async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
         if let Ok(buf) = decoder.decode(Some(&packet.payload)) {
             pcm.extend_from_slice(&buf.samples);
         }
+        let mut audio = received.audio.lock().unwrap_or_else(|e| e.into_inner());
+        audio.extend_from_slice(&pcm);
+        let total = audio.len();
+        drop(audio);
         received
-            .audio
+            .audio_arrivals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(&pcm);
+            .push((Instant::now(), total));
     }
 }
 
@@ -966,6 +1039,15 @@ impl TestPeer {
         poll_until(timeout, || self.audio_len() >= samples).await
     }
 
+    /// When each remote audio packet arrived, with the number of samples decoded by then.
+    pub fn audio_arrivals(&self) -> Vec<(Instant, usize)> {
+        self.received
+            .audio_arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Remote audio RTP packets received.
     pub fn audio_packets(&self) -> usize {
         self.received.audio_packets.load(Ordering::Relaxed)
@@ -1090,13 +1172,16 @@ async fn send_audio(
     let mut offset = 0usize;
     loop {
         ticker.tick().await;
-        let pcm = crate::signal::sine(
-            options.tone_hz,
-            options.tone_amplitude,
-            AUDIO_RATE,
-            offset,
-            AUDIO_FRAME,
-        );
+        let pcm = match &options.audio_feed {
+            Some(feed) => feed.next_packet(),
+            None => crate::signal::sine(
+                options.tone_hz,
+                options.tone_amplitude,
+                AUDIO_RATE,
+                offset,
+                AUDIO_FRAME,
+            ),
+        };
         offset += AUDIO_FRAME;
         let Ok(packet) = encoder.encode(&pcm) else {
             continue;

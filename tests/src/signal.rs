@@ -38,3 +38,19 @@ pub fn sine(freq: f64, amplitude: f64, sample_rate: u32, offset: usize, n: usize
         })
         .collect()
 }
+
+/// `n` samples of white noise with peak `amplitude`, the same for the same `seed`.
+pub fn noise(amplitude: f64, seed: u64, n: usize) -> Vec<i16> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+            let unit = r as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            (unit * amplitude) as i16
+        })
+        .collect()
+}

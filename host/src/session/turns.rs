@@ -7,8 +7,10 @@
 //! handler instance (the `turns` calls, FastRTC's log messages), and the sessions apply
 //! the resulting [`Effects`] as they do those of any handler call.
 //!
-//! Detection runs `earshot` on 16 ms frames at 16 kHz. Speech starts once voiced frames
-//! add up to `min-speech-ms` (with gaps shorter than [`ONSET_GAP_MS`]); the utterance
+//! Detection runs `earshot` on 16 ms frames at 16 kHz, with hysteresis: speech starts
+//! once frames scoring at least 0.8 outnumber the others by `min-speech-ms` (a gap of
+//! [`ONSET_GAP_MS`] starts the count afresh), so noise the detector half believes in
+//! never starts a turn, and a turn goes on while frames score at least 0.5; the utterance
 //! then reaches back [`PRE_ROLL_MS`] before the first voiced frame, and ends once
 //! `pause-ms` of unvoiced frames follow, or at `max-utterance-ms`.
 
@@ -28,8 +30,12 @@ const VAD_RATE: u32 = 16_000;
 const VAD_FRAME: usize = 256;
 /// Milliseconds per detector frame.
 const VAD_FRAME_MS: u32 = 16;
-/// Score from which a frame counts as voiced.
+/// Score from which a frame keeps a turn going (earshot's suggested threshold).
 const VOICED: f32 = 0.5;
+/// Score from which a frame counts towards starting a turn. Higher than [`VOICED`]:
+/// codec-coloured noise can hold earshot's score around 0.7 for seconds, while speech
+/// sits above 0.8 for most of its frames.
+const ONSET_VOICED: f32 = 0.8;
 /// Audio kept from before the first voiced frame, so the utterance does not start clipped.
 pub const PRE_ROLL_MS: u32 = 300;
 /// A gap this long in speech that has not reached `min-speech-ms` yet drops it.
@@ -188,16 +194,17 @@ impl Turns {
         while at < whole {
             let score = self.vad.predict_i16(&self.pending[at..at + VAD_FRAME]);
             at += VAD_FRAME;
-            self.step(score >= VOICED, &mut events);
+            self.step(score, &mut events);
         }
         self.pending.drain(..whole);
         Ok(events)
     }
 
-    /// One detector frame, voiced or not.
-    fn step(&mut self, voiced: bool, events: &mut Vec<TurnEvent>) {
+    /// One detector frame with its voice score.
+    fn step(&mut self, score: f32, events: &mut Vec<TurnEvent>) {
         match self.phase {
             Phase::Talking => {
+                let voiced = score >= VOICED;
                 if voiced {
                     self.silence_ms = 0;
                     self.speech_end = self.utterance.len();
@@ -225,6 +232,7 @@ impl Turns {
                 }
             }
             Phase::Listening | Phase::Replying { .. } => {
+                let voiced = score >= ONSET_VOICED;
                 let onset = match (self.onset, voiced) {
                     (None, false) => return,
                     (None, true) => Onset {
@@ -239,9 +247,11 @@ impl Turns {
                         gap_ms: 0,
                     }
                 } else {
+                    // Each unvoiced frame takes one voiced frame back: noise that the
+                    // detector now and then finds voiced never adds up to speech.
                     Onset {
+                        voiced_ms: onset.voiced_ms.saturating_sub(VAD_FRAME_MS),
                         gap_ms: onset.gap_ms + VAD_FRAME_MS,
-                        ..onset
                     }
                 };
                 if onset.gap_ms >= ONSET_GAP_MS {
@@ -329,6 +339,27 @@ mod tests {
     }
 
     #[test]
+    fn sparse_voiced_frames_are_no_turn() {
+        let mut turns = Turns::new(settings(), RATE).unwrap();
+        let mut events = Vec::new();
+        // One voiced frame in three, for ten seconds: what noise looks like at worst.
+        for i in 0..625 {
+            turns.step(if i % 3 == 0 { 0.9 } else { 0.1 }, &mut events);
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // Noise the detector half believes in, for ten seconds.
+        for _ in 0..625 {
+            turns.step(0.75, &mut events);
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // Sustained voicing is speech.
+        for _ in 0..13 {
+            turns.step(0.9, &mut events);
+        }
+        assert_eq!(events, vec![TurnEvent::StartedTalking]);
+    }
+
+    #[test]
     fn reply_lifecycle_is_listen_reply_drain_listen() {
         let mut turns = Turns::new(settings(), RATE).unwrap();
         // Force the phases the detector would reach, to check the reply's bookkeeping.
@@ -347,17 +378,17 @@ mod tests {
         let mut turns = Turns::new(settings(), RATE).unwrap();
         let mut events = Vec::new();
         for voiced in [false, true, true, true, false, false, false] {
-            turns.step(voiced, &mut events);
+            turns.step(if voiced { 0.9 } else { 0.1 }, &mut events);
         }
         // min-speech 200 ms needs 13 voiced frames of 16 ms; 3 are not a turn.
         assert!(events.is_empty());
         for _ in 0..13 {
-            turns.step(true, &mut events);
+            turns.step(0.9, &mut events);
         }
         assert_eq!(events, vec![TurnEvent::StartedTalking]);
         turns.utterance.extend(vec![1; samples(300, RATE)]);
         for _ in 0..25 {
-            turns.step(false, &mut events);
+            turns.step(0.1, &mut events);
         }
         match events.last() {
             Some(TurnEvent::Utterance(u)) => {
@@ -370,7 +401,7 @@ mod tests {
         // Speech over the reply interrupts it.
         events.clear();
         for _ in 0..13 {
-            turns.step(true, &mut events);
+            turns.step(0.9, &mut events);
         }
         assert_eq!(
             events,

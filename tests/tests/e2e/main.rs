@@ -8,5 +8,6 @@ mod languages;
 mod loadgen;
 mod loading;
 mod tenancy;
+mod turns;
 mod webrtc;
 mod websocket;

@@ -21,7 +21,7 @@ use wasmrtc::{Stream, StreamConfig, Transport};
 use wasmrtc_tests::{guests, signal, test_runtime};
 
 /// Longest wait for anything to happen.
-const WAIT: Duration = Duration::from_secs(15);
+pub(super) const WAIT: Duration = Duration::from_secs(15);
 /// The echo and gain guests take and give 48 kHz.
 const RATE: u32 = 48_000;
 const TONE: f64 = 440.0;
@@ -47,7 +47,7 @@ async fn serve_at(path: &str, config: StreamConfig, prefix: &str) -> (SocketAddr
     (addr, stream)
 }
 
-async fn serve(path: &str, config: StreamConfig) -> (SocketAddr, Stream) {
+pub(super) async fn serve(path: &str, config: StreamConfig) -> (SocketAddr, Stream) {
     serve_at(path, config, "").await
 }
 
@@ -65,7 +65,7 @@ async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// What a client received, in order.
 #[derive(Debug, Clone)]
-enum Got {
+pub(super) enum Got {
     /// A text frame, when it arrived.
     Text(Instant, String),
     /// A binary frame (never expected).
@@ -78,17 +78,17 @@ enum Got {
 
 /// The frames one client received, shared with its reader task.
 #[derive(Clone, Default)]
-struct Inbox {
+pub(super) struct Inbox {
     got: Arc<Mutex<Vec<Got>>>,
     changed: Arc<Notify>,
 }
 
 impl Inbox {
-    fn all(&self) -> Vec<Got> {
+    pub(super) fn all(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 
-    fn texts(&self) -> Vec<String> {
+    pub(super) fn texts(&self) -> Vec<String> {
         self.all()
             .into_iter()
             .filter_map(|g| match g {
@@ -98,7 +98,7 @@ impl Inbox {
             .collect()
     }
 
-    fn json(&self) -> Vec<Value> {
+    pub(super) fn json(&self) -> Vec<Value> {
         self.texts()
             .iter()
             .map(|t| serde_json::from_str(t).unwrap_or(Value::String(t.clone())))
@@ -106,7 +106,7 @@ impl Inbox {
     }
 
     /// Media messages: (arrival, message).
-    fn media(&self) -> Vec<(Instant, Value)> {
+    pub(super) fn media(&self) -> Vec<(Instant, Value)> {
         self.all()
             .into_iter()
             .filter_map(|g| match g {
@@ -131,7 +131,7 @@ impl Inbox {
     }
 
     /// All received μ-law audio, decoded.
-    fn mulaw_audio(&self) -> Vec<i16> {
+    pub(super) fn mulaw_audio(&self) -> Vec<i16> {
         self.payloads()
             .iter()
             .flat_map(|p| mulaw::decode_slice(p))
@@ -152,7 +152,7 @@ impl Inbox {
     }
 
     /// Wait until `cond` holds on what was received; whether it did in time.
-    async fn wait(&self, timeout: Duration, cond: impl Fn(&Inbox) -> bool) -> bool {
+    pub(super) async fn wait(&self, timeout: Duration, cond: impl Fn(&Inbox) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.changed.notified();
@@ -165,7 +165,11 @@ impl Inbox {
         }
     }
 
-    async fn wait_text(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub(super) async fn wait_text(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         self.wait(timeout, |i| i.json().iter().any(&pred)).await;
         self.json().into_iter().find(pred)
     }
@@ -179,13 +183,13 @@ impl Inbox {
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
 /// A WebSocket client whose reader task collects everything into an [`Inbox`].
-struct Client {
+pub(super) struct Client {
     tx: Sink,
-    inbox: Inbox,
+    pub(super) inbox: Inbox,
 }
 
 impl Client {
-    async fn connect(url: &str) -> Client {
+    pub(super) async fn connect(url: &str) -> Client {
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect in time")
@@ -222,7 +226,7 @@ impl Client {
             .expect("send");
     }
 
-    async fn send_json(&mut self, v: Value) {
+    pub(super) async fn send_json(&mut self, v: Value) {
         self.send(Message::Text(v.to_string().into())).await;
     }
 
@@ -262,7 +266,7 @@ fn ws_media(_: usize, payload: String) -> Value {
     json!({"event": "media", "media": {"payload": payload}})
 }
 
-fn twilio_media(sid: &'static str) -> impl Fn(usize, String) -> Value {
+pub(super) fn twilio_media(sid: &'static str) -> impl Fn(usize, String) -> Value {
     move |i, payload| {
         json!({"event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": sid,
                "media": {"track": "inbound", "chunk": (i + 1).to_string(),
@@ -270,7 +274,7 @@ fn twilio_media(sid: &'static str) -> impl Fn(usize, String) -> Value {
     }
 }
 
-fn twilio_start(sid: &str) -> Value {
+pub(super) fn twilio_start(sid: &str) -> Value {
     json!({"event": "start", "sequenceNumber": "1", "streamSid": sid,
            "start": {"accountSid": "AC0", "streamSid": sid, "callSid": "CA0", "tracks": ["inbound"],
                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},

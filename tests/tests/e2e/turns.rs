@@ -1,0 +1,441 @@
+//! Turn-taking end to end (FastRTC's `ReplyOnPause`): the `parrot` guest replies to
+//! each utterance of synthesized speech (espeak-ng) by playing it back, over a real
+//! WebRTC peer and a Twilio-style telephone socket. Timings are printed; assertions
+//! on time are generous bounds, never tight figures.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
+use wasmrtc::media::mulaw;
+use wasmrtc::runtime::{AudioFrame, HostEvent, NotifyLevel};
+use wasmrtc::{Stream, StreamConfig, Transport};
+use wasmrtc_tests::peer::{self, AUDIO_RATE, AudioFeed, Media, PeerOptions, TestPeer};
+use wasmrtc_tests::{guests, signal, speech, test_runtime};
+
+use super::websocket::{self, Client};
+
+/// Longest wait for anything to happen.
+const WAIT: Duration = Duration::from_secs(20);
+/// The parrot's pause before it replies (its `describe-turns`).
+const PAUSE: Duration = Duration::from_millis(500);
+
+const SENTENCES: [&str; 3] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me back when you get this message.",
+    "Seven green apples fell from the tall tree.",
+];
+
+/// The log messages of turn-taking, plus `fetch_output`, in the order they came.
+fn turn_events(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m["type"].as_str() {
+            Some("fetch_output") => Some("fetch_output".to_string()),
+            Some("log") => {
+                let data = m["data"].as_str()?;
+                [
+                    "started_talking",
+                    "pause_detected",
+                    "response_starting",
+                    "playback_finished",
+                ]
+                .contains(&data)
+                .then(|| data.to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many replies the peer was told had finished playing.
+fn finished_replies(peer: &TestPeer) -> usize {
+    turn_events(&peer.messages())
+        .iter()
+        .filter(|e| *e == "playback_finished")
+        .count()
+}
+
+/// One reply's events, as FastRTC orders them (the parrot emits an output first).
+const ONE_TURN: [&str; 5] = [
+    "started_talking",
+    "pause_detected",
+    "fetch_output",
+    "response_starting",
+    "playback_finished",
+];
+
+async fn serve_parrot() -> (String, Stream) {
+    let component = test_runtime()
+        .load_file("parrot", guests::PARROT)
+        .await
+        .expect("load parrot");
+    let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind UDP");
+    let stream = Stream::new(component, transport, StreamConfig::default());
+    let (addr, _server) = peer::serve(stream.clone()).await;
+    (format!("http://{addr}"), stream)
+}
+
+async fn connect_speaker(base: &str) -> (TestPeer, AudioFeed) {
+    let feed = AudioFeed::new();
+    let options = PeerOptions {
+        audio_feed: Some(feed.clone()),
+        ..PeerOptions::new(Media::SendRecv, Media::None)
+    };
+    let peer = TestPeer::connect(base, options).await.expect("connect");
+    (peer, feed)
+}
+
+/// The first remote audio packet that arrived after `after`.
+fn first_audio_after(peer: &TestPeer, after: Instant) -> Option<(Instant, usize)> {
+    peer.audio_arrivals().into_iter().find(|(t, _)| *t > after)
+}
+
+/// `p`-th percentile (0..=100) of `values`, nearest rank.
+fn percentile(values: &[Duration], p: usize) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
+    let (base, _stream) = serve_parrot().await;
+    let (mut peer, feed) = connect_speaker(&base).await;
+    // A moment of silence first, as a caller would.
+    feed.push(&vec![0; AUDIO_RATE as usize / 2]);
+    feed.wait_drained(WAIT).await.expect("silence sent");
+
+    let mut latencies = Vec::new();
+    for (i, text) in SENTENCES.iter().enumerate() {
+        let speech = speech::sentence(text, AUDIO_RATE).expect("espeak-ng");
+        let spoken = speech::seconds(&speech, AUDIO_RATE);
+        let before = peer.audio_len();
+        feed.push(&speech);
+        let end_of_speech = feed.wait_drained(WAIT).await.expect("speech sent");
+        let finished = peer::poll_until(WAIT, || finished_replies(&peer) > i).await;
+        assert!(
+            finished,
+            "no end of reply {} ({:?}); events {:?}",
+            i + 1,
+            text,
+            turn_events(&peer.messages())
+        );
+        let (first, _) = first_audio_after(&peer, end_of_speech)
+            .unwrap_or_else(|| panic!("no reply audio after sentence {}", i + 1));
+        let latency = first - end_of_speech;
+        let reply = &peer.audio()[before..];
+        let replied = speech::seconds(reply, AUDIO_RATE);
+        println!(
+            "sentence {}: {spoken:.2} s spoken, reply of {replied:.2} s began {} ms after the end of speech",
+            i + 1,
+            latency.as_millis()
+        );
+        // The reply waits for the pause, and does not wait much longer.
+        assert!(
+            latency >= PAUSE - Duration::from_millis(100),
+            "replied {latency:?} after the end of speech, before the {PAUSE:?} pause"
+        );
+        assert!(
+            latency < PAUSE + Duration::from_secs(2),
+            "replied only {latency:?} after the end of speech"
+        );
+        // The parrot plays the utterance back at speed 1: about as long as the speech.
+        assert!(
+            replied > spoken * 0.8 && replied < spoken + 1.5,
+            "a reply of {replied:.2} s to {spoken:.2} s of speech"
+        );
+        assert!(
+            signal::rms(reply) > 500.0,
+            "the reply is quiet: rms {:.0}",
+            signal::rms(reply)
+        );
+        latencies.push(latency);
+        // Silence between sentences.
+        feed.push(&vec![0; AUDIO_RATE as usize / 2]);
+        feed.wait_drained(WAIT).await.expect("silence sent");
+    }
+    println!(
+        "reply latency (end of speech -> first reply audio) over WebRTC: p50 {} ms, max {} ms",
+        percentile(&latencies, 50).as_millis(),
+        latencies.iter().max().unwrap().as_millis()
+    );
+    let expected: Vec<String> = ONE_TURN
+        .iter()
+        .cycle()
+        .take(ONE_TURN.len() * SENTENCES.len())
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(turn_events(&peer.messages()), expected);
+    peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_over_a_reply_cuts_it_at_once_over_webrtc() {
+    let (base, _stream) = serve_parrot().await;
+    let (mut peer, feed) = connect_speaker(&base).await;
+    feed.push(&vec![0; AUDIO_RATE as usize / 2]);
+    let long = speech::sentence(
+        "This is a rather long sentence, so that its reply goes on for quite a while.",
+        AUDIO_RATE,
+    )
+    .expect("espeak-ng");
+    let spoken = speech::seconds(&long, AUDIO_RATE);
+    feed.push(&long);
+    let end_of_speech = feed.wait_drained(WAIT).await.expect("speech sent");
+    assert!(
+        peer.wait_audio(AUDIO_RATE as usize / 2, WAIT).await,
+        "no reply audio; events {:?}",
+        turn_events(&peer.messages())
+    );
+    let (reply_start, before_reply) = first_audio_after(&peer, end_of_speech).expect("reply");
+    // Half a second into the reply, the caller speaks again.
+    tokio::time::sleep_until((reply_start + Duration::from_millis(500)).into()).await;
+    let barge_in = Instant::now();
+    feed.push(&speech::sentence("Stop, wait a moment.", AUDIO_RATE).expect("espeak-ng"));
+    let second_turn = peer::poll_until(WAIT, || finished_replies(&peer) >= 1).await;
+    assert!(
+        second_turn,
+        "no reply to the interruption; events {:?}",
+        turn_events(&peer.messages())
+    );
+    // The first reply's audio: the packets before the first gap after the barge-in.
+    let arrivals = peer.audio_arrivals();
+    let after: Vec<_> = arrivals
+        .iter()
+        .filter(|(t, _)| *t > reply_start)
+        .copied()
+        .collect();
+    let cut = after
+        .windows(2)
+        .find(|w| w[1].0 - w[0].0 > Duration::from_millis(200))
+        .map(|w| w[0])
+        .expect("the reply audio never paused");
+    let (last_packet, samples_then) = cut;
+    let played = speech::seconds(&vec![0; samples_then - before_reply], AUDIO_RATE);
+    let cut_after = last_packet.saturating_duration_since(barge_in);
+    println!(
+        "interruption: {spoken:.2} s reply cut after {played:.2} s; last reply audio {} ms after the caller spoke again",
+        cut_after.as_millis()
+    );
+    // The reply would have lasted about as long as the speech: it was cut well before.
+    assert!(
+        played < spoken - 0.5,
+        "the reply played {played:.2} s of {spoken:.2} s"
+    );
+    assert!(
+        last_packet < reply_start + Duration::from_secs_f64(spoken),
+        "the reply was not cut before it would have ended"
+    );
+    let events = turn_events(&peer.messages());
+    assert_eq!(
+        events,
+        [
+            "started_talking",
+            "pause_detected",
+            "fetch_output",
+            "response_starting",
+            // No playback_finished: the reply was cut, and the caller's new turn began.
+            "started_talking",
+            "pause_detected",
+            "fetch_output",
+            "response_starting",
+            "playback_finished",
+        ]
+    );
+    peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_and_noise_get_no_reply() {
+    let (base, _stream) = serve_parrot().await;
+    let (mut peer, feed) = connect_speaker(&base).await;
+    // White noise at 2000 is the level at which Opus turns it into what earshot
+    // scores around 0.7 (half believed); at 5000 it scores low.
+    feed.push(&vec![0; AUDIO_RATE as usize * 2]);
+    feed.push(&signal::noise(2_000.0, 7, AUDIO_RATE as usize * 3));
+    feed.push(&vec![0; AUDIO_RATE as usize]);
+    feed.push(&signal::noise(5_000.0, 8, AUDIO_RATE as usize * 2));
+    feed.push(&vec![0; AUDIO_RATE as usize]);
+    feed.wait_drained(WAIT).await.expect("sent");
+    tokio::time::sleep(PAUSE * 3).await;
+    assert_eq!(turn_events(&peer.messages()), Vec::<String>::new());
+    assert_eq!(peer.audio_packets(), 0, "the server sent audio");
+    peer.close().await;
+}
+
+/// A caller on the telephone socket: audio goes out as Twilio media messages, 8 kHz
+/// μ-law in 20 ms chunks, in real time, and the line carries silence between words.
+struct Caller {
+    phone: Client,
+    sid: &'static str,
+    chunks: usize,
+    tick: tokio::time::Interval,
+}
+
+impl Caller {
+    const RATE: u32 = 8_000;
+
+    async fn chunk(&mut self, chunk: &[i16]) {
+        self.tick.tick().await;
+        let payload = BASE64.encode(mulaw::encode_slice(chunk));
+        let message = websocket::twilio_media(self.sid)(self.chunks, payload);
+        self.phone.send_json(message).await;
+        self.chunks += 1;
+    }
+
+    async fn say(&mut self, samples: &[i16]) {
+        for chunk in samples.chunks(160) {
+            self.chunk(chunk).await;
+        }
+    }
+
+    /// Silence until `cond` holds on what the caller received; whether it did in time.
+    async fn silence_until(&mut self, cond: impl Fn(&websocket::Inbox) -> bool) -> bool {
+        let deadline = Instant::now() + WAIT;
+        let inbox = self.phone.inbox.clone();
+        while !cond(&inbox) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.chunk(&[0; 160]).await;
+        }
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telephone_caller_gets_replies_and_barges_in_with_clear() {
+    const SID: &str = "MZturns";
+    let (addr, stream) = websocket::serve(guests::PARROT, StreamConfig::default()).await;
+    let mut phone = Client::connect(&format!("ws://{addr}/telephone/handler")).await;
+    let inbox = phone.inbox.clone();
+    phone
+        .send_json(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        .await;
+    phone.send_json(websocket::twilio_start(SID)).await;
+    assert!(
+        peer::poll_until(WAIT, || stream.connection_ids() == [SID]).await,
+        "the call is not registered"
+    );
+    let events = |inbox: &websocket::Inbox| turn_events(&inbox.json());
+    let mut caller = Caller {
+        phone,
+        sid: SID,
+        chunks: 0,
+        tick: tokio::time::interval(Duration::from_millis(20)),
+    };
+
+    let first = speech::sentence(
+        "Hello, I would like to hear this long sentence played back to me.",
+        Caller::RATE,
+    )
+    .expect("espeak-ng");
+    let spoken = speech::seconds(&first, Caller::RATE);
+    caller.say(&[0; 4_000]).await;
+    caller.say(&first).await;
+    let end_of_speech = Instant::now();
+    assert!(
+        caller.silence_until(|i| !i.media().is_empty()).await,
+        "no reply media; events {:?}",
+        events(&inbox)
+    );
+    let (reply_start, _) = inbox.media()[0];
+    println!(
+        "telephone: reply began {} ms after the end of speech",
+        (reply_start - end_of_speech).as_millis()
+    );
+    assert!(reply_start - end_of_speech >= PAUSE - Duration::from_millis(100));
+    assert!(
+        inbox.media().iter().all(|(_, m)| m["streamSid"] == SID),
+        "media without the streamSid"
+    );
+
+    // Half a second into the reply, the caller speaks again.
+    caller.say(&[0; 4_000]).await;
+    let barge_in = Instant::now();
+    let second = speech::sentence("No, stop right there.", Caller::RATE).expect("espeak-ng");
+    caller.say(&second).await;
+    assert!(
+        caller
+            .silence_until(|i| events(i).iter().any(|e| e == "playback_finished"))
+            .await,
+        "no reply to the second turn: {:?}",
+        events(&inbox)
+    );
+    let clear_at = inbox
+        .all()
+        .into_iter()
+        .find_map(|g| match g {
+            websocket::Got::Text(at, t) if t.contains(r#""event":"clear""#) => Some(at),
+            _ => None,
+        })
+        .expect("no clear on the barge-in");
+    let clear = inbox.json().into_iter().find(|v| v["event"] == "clear");
+    assert_eq!(clear, Some(json!({"event": "clear", "streamSid": SID})));
+    println!(
+        "telephone: clear sent {} ms after the caller started speaking over a {spoken:.2} s reply",
+        clear_at.saturating_duration_since(barge_in).as_millis()
+    );
+    assert!(
+        clear_at < reply_start + Duration::from_secs_f64(spoken),
+        "the reply was not cut before it would have ended"
+    );
+    assert_eq!(
+        events(&inbox),
+        [
+            "started_talking",
+            "pause_detected",
+            "fetch_output",
+            "response_starting",
+            "started_talking",
+            "pause_detected",
+            "fetch_output",
+            "response_starting",
+            "playback_finished",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_1_0_still_loads_and_runs() {
+    let runtime = test_runtime();
+    let legacy = runtime
+        .load_file("legacy", guests::LEGACY_ECHO)
+        .await
+        .expect("a 0.1.0 component loads on the 0.1.1 host");
+    assert!(legacy.turn_taking().is_none());
+    assert_eq!(legacy.spec().input_sample_rate, 48_000);
+    let mut instance = legacy.instantiate("c1").await.expect("instantiate");
+    assert!(!instance.has_turns());
+    let frame = AudioFrame {
+        sample_rate: 48_000,
+        channels: 1,
+        samples: signal::sine(440.0, 8_000.0, 48_000, 0, 960),
+    };
+    instance.on_audio(&frame).await.expect("on-audio");
+    assert_eq!(
+        instance.take_events(),
+        [HostEvent::Notify(
+            NotifyLevel::Log,
+            "legacy echo on wasmrtc:handler@0.1.0".into()
+        )],
+        "the 0.1.0 host import is linked"
+    );
+    assert_eq!(
+        instance.next_audio().await.expect("next-audio"),
+        Some(frame)
+    );
+
+    let parrot = runtime
+        .load_file("parrot", guests::PARROT)
+        .await
+        .expect("parrot");
+    let turns = parrot.turn_taking().expect("parrot takes turns");
+    assert_eq!(
+        (turns.pause_ms, turns.min_speech_ms, turns.interruptible),
+        (500, 200, true)
+    );
+}
