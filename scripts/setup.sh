@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything wasmrtc needs beyond a Rust toolchain, Python and Node:
 # the wasm32-wasip2 target, the C libraries and tools the codecs build against,
-# and, with --all (what the test suite needs), Chromium and playwright-core for
+# espeak-ng (the turn-taking tests speak synthesized sentences), and, with --all (what the test suite needs), Chromium and playwright-core for
 # the browser tests and the Python, JavaScript and C handler toolchains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null
 
-apt_packages=(cmake pkg-config libvpx-dev nasm clang)
+apt_packages=(cmake pkg-config libvpx-dev nasm clang espeak-ng)
 if [[ "${1:-}" == "--all" || "${1:-}" == "--browser" ]]; then
   apt_packages+=(chromium)
 fi
