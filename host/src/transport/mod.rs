@@ -5,5 +5,5 @@ mod peer;
 mod stun;
 mod udp;
 
-pub use peer::{OfferError, Peer, PeerEvent, TrackKinds};
+pub use peer::{OfferError, Peer, PeerEvent, TrackKinds, shared_cert};
 pub use udp::{Datagram, PeerSocket, UdpMux};

@@ -101,7 +101,9 @@ pub struct Peer {
     closed: bool,
 }
 
-fn shared_cert() -> str0m::config::DtlsCert {
+/// The process's DTLS certificate, made once (with the crypto provider installed as
+/// the process default) and shared by every peer: generating one costs milliseconds.
+pub fn shared_cert() -> str0m::config::DtlsCert {
     static CERT: OnceLock<str0m::config::DtlsCert> = OnceLock::new();
     CERT.get_or_init(|| {
         let provider = Arc::new(str0m::crypto::from_feature_flags());

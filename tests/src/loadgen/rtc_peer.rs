@@ -3,7 +3,7 @@
 //! apart by their address). It offers through FastRTC's `POST /webrtc/offer`, sends the
 //! shared pre-encoded media in real time and measures what comes back.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -54,21 +54,6 @@ impl QuietSize {
     }
 }
 
-fn shared_cert() -> str0m::config::DtlsCert {
-    static CERT: OnceLock<str0m::config::DtlsCert> = OnceLock::new();
-    CERT.get_or_init(|| {
-        let provider = Arc::new(str0m::crypto::from_feature_flags());
-        let _ = std::panic::catch_unwind(|| {
-            str0m::crypto::from_feature_flags().install_process_default()
-        });
-        provider
-            .dtls_provider
-            .generate_certificate()
-            .expect("generate the DTLS certificate")
-    })
-    .clone()
-}
-
 /// Run one peer of the stream at `base` until `stop` turns true; failures end up in
 /// `stats.failed`.
 pub async fn run(
@@ -98,7 +83,7 @@ async fn peer(
     let socket = UdpSocket::bind("127.0.0.1:0").await.context("bind UDP")?;
     let local = socket.local_addr()?;
     let mut rtc = RtcConfig::new()
-        .set_dtls_cert(shared_cert())
+        .set_dtls_cert(wasmrtc::transport::shared_cert())
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
