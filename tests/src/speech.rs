@@ -2,6 +2,7 @@
 //! to WAV (installed by `scripts/setup.sh`), read here as mono PCM at any rate.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use wasmrtc::media::Resampler;
@@ -14,7 +15,9 @@ const QUIET: i16 = 300;
 pub fn sentence(text: &str, rate: u32) -> anyhow::Result<Vec<i16>> {
     let dir = std::env::temp_dir().join(format!("wasmrtc-speech-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let file = dir.join(format!("{:016x}.wav", fxhash(text)));
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let file = dir.join(format!("{:016x}-{n}.wav", fxhash(text)));
     let status = Command::new("espeak-ng")
         .args(["-v", "en", "-s", "160", "-w"])
         .arg(&file)

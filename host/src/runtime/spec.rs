@@ -319,3 +319,64 @@ pub fn describe_text(spec: &StreamSpec) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio_spec(modality: Modality, mode: Mode) -> StreamSpec {
+        StreamSpec {
+            modality,
+            mode,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            input_sample_rate: 16_000,
+            output_sample_rate: 24_000,
+            video_format: PixelFormat::Bgr24,
+            fps: 30,
+        }
+    }
+
+    const GOOD: TurnTaking = TurnTaking {
+        pause_ms: 500,
+        min_speech_ms: 200,
+        max_utterance_ms: 15_000,
+        interruptible: true,
+    };
+
+    #[test]
+    fn turn_taking_needs_audio_send_receive_and_sane_durations() {
+        let spec = audio_spec(Modality::Audio, Mode::SendReceive);
+        assert!(validate_turn_taking(&spec, &GOOD).is_empty());
+        let video = audio_spec(Modality::Video, Mode::SendReceive);
+        assert_eq!(
+            validate_turn_taking(&video, &GOOD),
+            ["turn-taking needs an audio send-receive stream"]
+        );
+        let send = audio_spec(Modality::Audio, Mode::Send);
+        assert_eq!(validate_turn_taking(&send, &GOOD).len(), 1);
+        let bad = TurnTaking {
+            pause_ms: 20,
+            min_speech_ms: 0,
+            max_utterance_ms: 120_000,
+            interruptible: false,
+        };
+        assert_eq!(
+            validate_turn_taking(&spec, &bad),
+            [
+                "turn-taking pause-ms 20 is outside 100..=5000",
+                "turn-taking min-speech-ms 0 is outside 16..=2000",
+                "turn-taking max-utterance-ms 120000 is outside 1000..=60000",
+            ]
+        );
+        let inverted = TurnTaking {
+            min_speech_ms: 2_000,
+            max_utterance_ms: 1_500,
+            ..GOOD
+        };
+        assert_eq!(
+            validate_turn_taking(&spec, &inverted),
+            ["turn-taking max-utterance-ms 1500 is not above min-speech-ms 2000"]
+        );
+    }
+}
