@@ -40,6 +40,8 @@ const ONSET_VOICED: f32 = 0.8;
 pub const PRE_ROLL_MS: u32 = 300;
 /// A gap this long in speech that has not reached `min-speech-ms` yet drops it.
 pub const ONSET_GAP_MS: u32 = 240;
+/// Longest stretch of an onset kept for the utterance (beyond the pre-roll).
+const MAX_ONSET_MS: u32 = 5_000;
 /// Audio kept after the last voiced frame, so the utterance does not end clipped.
 const TAIL_MS: u32 = 100;
 
@@ -180,11 +182,15 @@ impl Turns {
             Phase::Talking => self.utterance.extend_from_slice(frame),
             _ => {
                 self.recent.extend(frame);
-                if self.onset.is_none() {
-                    let keep = samples(PRE_ROLL_MS, self.rate);
-                    let extra = self.recent.len().saturating_sub(keep);
-                    self.recent.drain(..extra);
-                }
+                // Bounded even when an onset neither dies out nor becomes speech.
+                let onset = if self.onset.is_some() {
+                    MAX_ONSET_MS
+                } else {
+                    0
+                };
+                let keep = samples(PRE_ROLL_MS + onset, self.rate);
+                let extra = self.recent.len().saturating_sub(keep);
+                self.recent.drain(..extra);
             }
         }
         let resampled = self.to_vad.process(frame)?;
@@ -347,6 +353,13 @@ mod tests {
             turns.step(if i % 3 == 0 { 0.9 } else { 0.1 }, &mut events);
         }
         assert!(events.is_empty(), "{events:?}");
+        // Voicing that hovers without becoming speech keeps a bounded amount of audio.
+        for i in 0..5_000 {
+            turns.step(if i % 2 == 0 { 0.9 } else { 0.1 }, &mut events);
+            let _ = turns.hear(&silence());
+        }
+        assert!(events.is_empty(), "{events:?}");
+        assert!(turns.recent.len() <= samples(PRE_ROLL_MS + MAX_ONSET_MS, RATE));
         // Noise the detector half believes in, for ten seconds.
         for _ in 0..625 {
             turns.step(0.75, &mut events);
