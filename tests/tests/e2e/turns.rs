@@ -266,28 +266,57 @@ async fn silence_and_noise_get_no_reply() {
     peer.close().await;
 }
 
-/// A caller on the telephone socket: audio goes out as Twilio media messages, 8 kHz
-/// μ-law in 20 ms chunks, in real time, and the line carries silence between words.
+/// A caller on a WebSocket: audio goes out in 20 ms media messages, in real time, and
+/// the line carries silence between words.
 struct Caller {
     phone: Client,
-    sid: &'static str,
+    /// Wraps a base64 payload in the protocol's media message.
+    media: Box<dyn Fn(usize, String) -> Value + Send>,
+    /// Encodes samples for the wire.
+    encode: fn(&[i16]) -> Vec<u8>,
+    /// Samples per 20 ms chunk.
+    chunk: usize,
     chunks: usize,
     tick: tokio::time::Interval,
 }
 
 impl Caller {
+    /// Twilio Media Streams: 8 kHz μ-law.
     const RATE: u32 = 8_000;
+
+    fn telephone(phone: Client, sid: &'static str) -> Self {
+        Self {
+            phone,
+            media: Box::new(websocket::twilio_media(sid)),
+            encode: mulaw::encode_slice,
+            chunk: 160,
+            chunks: 0,
+            tick: tokio::time::interval(Duration::from_millis(20)),
+        }
+    }
+
+    /// FastRTC's WebSocket with raw PCM16 at `rate`.
+    fn pcm16(phone: Client, rate: u32) -> Self {
+        Self {
+            phone,
+            media: Box::new(|_, payload| json!({"event": "media", "media": {"payload": payload}})),
+            encode: |s| s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            chunk: rate as usize / 50,
+            chunks: 0,
+            tick: tokio::time::interval(Duration::from_millis(20)),
+        }
+    }
 
     async fn chunk(&mut self, chunk: &[i16]) {
         self.tick.tick().await;
-        let payload = BASE64.encode(mulaw::encode_slice(chunk));
-        let message = websocket::twilio_media(self.sid)(self.chunks, payload);
+        let payload = BASE64.encode((self.encode)(chunk));
+        let message = (self.media)(self.chunks, payload);
         self.phone.send_json(message).await;
         self.chunks += 1;
     }
 
     async fn say(&mut self, samples: &[i16]) {
-        for chunk in samples.chunks(160) {
+        for chunk in samples.chunks(self.chunk) {
             self.chunk(chunk).await;
         }
     }
@@ -300,7 +329,8 @@ impl Caller {
             if Instant::now() >= deadline {
                 return false;
             }
-            self.chunk(&[0; 160]).await;
+            let silence = vec![0; self.chunk];
+            self.chunk(&silence).await;
         }
         true
     }
@@ -321,12 +351,7 @@ async fn telephone_caller_gets_replies_and_barges_in_with_clear() {
         "the call is not registered"
     );
     let events = |inbox: &websocket::Inbox| turn_events(&inbox.json());
-    let mut caller = Caller {
-        phone,
-        sid: SID,
-        chunks: 0,
-        tick: tokio::time::interval(Duration::from_millis(20)),
-    };
+    let mut caller = Caller::telephone(phone, SID);
 
     let first = speech::sentence(
         "Hello, I would like to hear this long sentence played back to me.",
@@ -397,6 +422,56 @@ async fn telephone_caller_gets_replies_and_barges_in_with_clear() {
             "playback_finished",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pcm16_caller_gets_one_reply_with_its_events() {
+    const RATE: u32 = 16_000;
+    let (addr, _stream) = websocket::serve(guests::PARROT, StreamConfig::default()).await;
+    let mut socket = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
+    let inbox = socket.inbox.clone();
+    socket
+        .send_json(json!({"event": "start", "websocket_id": "ws-turns",
+                          "format": "pcm16", "sample_rate": RATE}))
+        .await;
+    let mut caller = Caller::pcm16(socket, RATE);
+    let sentence = speech::sentence(SENTENCES[1], RATE).expect("espeak-ng");
+    let spoken = speech::seconds(&sentence, RATE);
+    caller.say(&vec![0; RATE as usize / 2]).await;
+    caller.say(&sentence).await;
+    let end_of_speech = Instant::now();
+    assert!(
+        caller
+            .silence_until(|i| turn_events(&i.json()).contains(&"playback_finished".into()))
+            .await,
+        "no reply: {:?}",
+        turn_events(&inbox.json())
+    );
+    let (first, _) = inbox.media()[0];
+    let reply: Vec<i16> = inbox
+        .media()
+        .iter()
+        .flat_map(|(_, m)| {
+            let bytes = BASE64
+                .decode(m["media"]["payload"].as_str().expect("payload"))
+                .expect("base64");
+            bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let replied = speech::seconds(&reply, RATE);
+    println!(
+        "websocket: reply of {replied:.2} s to {spoken:.2} s of speech began {} ms after its end",
+        (first - end_of_speech).as_millis()
+    );
+    assert!(first - end_of_speech >= PAUSE - Duration::from_millis(100));
+    assert!(
+        replied > spoken * 0.8 && replied < spoken + 1.5,
+        "a reply of {replied:.2} s to {spoken:.2} s of speech"
+    );
+    assert_eq!(turn_events(&inbox.json()), ONE_TURN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
