@@ -32,7 +32,7 @@ enum Command {
     Check {
         /// The handler component (.wasm, built for wasm32-wasip2).
         handler: PathBuf,
-        /// Print the spec as JSON instead of text.
+        /// Print the spec as JSON instead of text (with `turn_taking` when the handler takes turns).
         #[arg(long)]
         json: bool,
     },
@@ -292,7 +292,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match runtime.load_file(&stem(&handler), &handler).await {
                 Ok(component) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(component.spec())?);
+                        let mut spec = serde_json::to_value(component.spec())?;
+                        if let (Some(turns), Some(map)) =
+                            (component.turn_taking(), spec.as_object_mut())
+                        {
+                            map.insert("turn_taking".into(), serde_json::to_value(turns)?);
+                        }
+                        println!("{}", serde_json::to_string_pretty(&spec)?);
                     } else {
                         print!(
                             "{}",
