@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use wasmrtc::StreamConfig;
 use wasmrtc::runtime::TurnTaking;
 use wasmrtc::session::turns::Turns;
-use wasmrtc::{Stream, StreamConfig, Transport};
 use wasmrtc_tests::peer::{self, AUDIO_RATE, AudioFeed, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{guests, speech, test_runtime};
+use wasmrtc_tests::{guests, speech};
 
 /// Turns measured for the latency figures.
 const TURNS: usize = 20;
@@ -72,21 +72,13 @@ async fn main() {
         );
     }
 
-    let component = test_runtime()
-        .load_file("parrot", guests::PARROT)
-        .await
-        .expect("load parrot");
-    let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind UDP");
-    let stream = Stream::new(component, transport, StreamConfig::default());
-    let (addr, _server) = peer::serve(stream).await;
+    let (base, _stream) = peer::serve_guest(guests::PARROT, StreamConfig::default()).await;
     let feed = AudioFeed::new();
     let options = PeerOptions {
         audio_feed: Some(feed.clone()),
         ..PeerOptions::new(Media::SendRecv, Media::None)
     };
-    let mut client = TestPeer::connect(&format!("http://{addr}"), options)
-        .await
-        .expect("connect");
+    let mut client = TestPeer::connect(&base, options).await.expect("connect");
     let wait = Duration::from_secs(20);
     let phrases: Vec<Vec<i16>> = PHRASES
         .iter()

@@ -61,6 +61,20 @@ pub async fn serve(stream: wasmrtc::Stream) -> (SocketAddr, JoinHandle<()>) {
     serve_router(stream.mount(axum::Router::new(), "")).await
 }
 
+/// Load the guest at `path` into a stream with `config`, on its own UDP socket, served
+/// at the root of a fresh server: (base URL, stream).
+pub async fn serve_guest(path: &str, config: wasmrtc::StreamConfig) -> (String, wasmrtc::Stream) {
+    let component = crate::test_runtime()
+        .load_file("stream", path)
+        .await
+        .unwrap_or_else(|e| panic!("load {path}: {e}"));
+    let transport = wasmrtc::Transport::bind("127.0.0.1:0".parse().expect("address"), None)
+        .expect("bind the UDP socket");
+    let stream = wasmrtc::Stream::new(component, transport, config);
+    let (addr, _server) = serve(stream.clone()).await;
+    (format!("http://{addr}"), stream)
+}
+
 /// Serve any router on 127.0.0.1 (a free port), e.g. several streams under prefixes.
 pub async fn serve_router(router: axum::Router) -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use wasmrtc::media::mulaw;
 use wasmrtc::runtime::{AudioFrame, HostEvent, NotifyLevel};
-use wasmrtc::{Stream, StreamConfig, Transport};
+use wasmrtc::{Stream, StreamConfig};
 use wasmrtc_tests::peer::{self, AUDIO_RATE, AudioFeed, Media, PeerOptions, TestPeer};
 use wasmrtc_tests::{guests, signal, speech, test_runtime};
 
@@ -66,15 +66,22 @@ const ONE_TURN: [&str; 5] = [
     "playback_finished",
 ];
 
+/// A reply cut by the caller, then the caller's new turn answered in full: no
+/// `playback_finished` for the cut reply.
+const INTERRUPTED_TURN: [&str; 9] = [
+    "started_talking",
+    "pause_detected",
+    "fetch_output",
+    "response_starting",
+    "started_talking",
+    "pause_detected",
+    "fetch_output",
+    "response_starting",
+    "playback_finished",
+];
+
 async fn serve_parrot() -> (String, Stream) {
-    let component = test_runtime()
-        .load_file("parrot", guests::PARROT)
-        .await
-        .expect("load parrot");
-    let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind UDP");
-    let stream = Stream::new(component, transport, StreamConfig::default());
-    let (addr, _server) = peer::serve(stream.clone()).await;
-    (format!("http://{addr}"), stream)
+    peer::serve_guest(guests::PARROT, StreamConfig::default()).await
 }
 
 async fn connect_speaker(base: &str) -> (TestPeer, AudioFeed) {
@@ -230,21 +237,7 @@ async fn speaking_over_a_reply_cuts_it_at_once_over_webrtc() {
         "the reply was not cut before it would have ended"
     );
     let events = turn_events(&peer.messages());
-    assert_eq!(
-        events,
-        [
-            "started_talking",
-            "pause_detected",
-            "fetch_output",
-            "response_starting",
-            // No playback_finished: the reply was cut, and the caller's new turn began.
-            "started_talking",
-            "pause_detected",
-            "fetch_output",
-            "response_starting",
-            "playback_finished",
-        ]
-    );
+    assert_eq!(events, INTERRUPTED_TURN);
     peer.close().await;
 }
 
@@ -408,20 +401,7 @@ async fn telephone_caller_gets_replies_and_barges_in_with_clear() {
         clear_at < reply_start + Duration::from_secs_f64(spoken),
         "the reply was not cut before it would have ended"
     );
-    assert_eq!(
-        events(&inbox),
-        [
-            "started_talking",
-            "pause_detected",
-            "fetch_output",
-            "response_starting",
-            "started_talking",
-            "pause_detected",
-            "fetch_output",
-            "response_starting",
-            "playback_finished",
-        ]
-    );
+    assert_eq!(events(&inbox), INTERRUPTED_TURN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
