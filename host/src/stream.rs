@@ -9,8 +9,17 @@ use futures::Stream as FuturesStream;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::runtime::{HandlerComponent, StreamSpec, Value, spec};
-use crate::session::{Admission, Command, ConnectionHandle, Connections, Outputs};
+use crate::session::{Admission, Command, ConnectionHandle, Connections, Outputs, Slot};
 use crate::transport::UdpMux;
+
+/// Why a stream refused a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The stream (or its tenant) is at its concurrency limit.
+    Limit(crate::session::LimitReached),
+    /// The handler's instances keep failing: refused for this much longer.
+    Failing(Duration),
+}
 
 /// Limits of a stream (FastRTC's `concurrency_limit` and `time_limit`).
 #[derive(Debug, Clone)]
@@ -181,6 +190,15 @@ impl Stream {
     /// changed on a live stream with [`Admission::set_limit`]).
     pub fn admission(&self) -> &Admission {
         &self.inner.admission
+    }
+
+    /// Admit one more connection on any transport: refused while the handler's failure
+    /// breaker is open (see [`crate::runtime::breaker`]) or at the concurrency limit.
+    pub(crate) fn admit(&self) -> Result<Slot, Refusal> {
+        if let Some(left) = self.component().stats().refusing() {
+            return Err(Refusal::Failing(left));
+        }
+        self.inner.admission.try_admit().map_err(Refusal::Limit)
     }
 
     /// Ids of the live connections.

@@ -11,6 +11,7 @@ use super::reply;
 use crate::Stream;
 use crate::runtime::Modality;
 use crate::session::{Command, SessionSettings, WebRtcSession};
+use crate::stream::Refusal;
 use crate::transport::{Peer, TrackKinds};
 
 /// Handle an offer (`"type": "offer"`) or a candidate (`"type": "ice-candidate"`).
@@ -94,16 +95,16 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
             ),
         );
     }
-    if let Some(left) = component.stats().refusing() {
-        return reply::failed_with(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "handler_unavailable",
-            &crate::runtime::breaker::refusal_message(left),
-        );
-    }
-    let slot = match inner.admission.try_admit() {
+    let slot = match stream.admit() {
         Ok(s) => s,
-        Err(e) => {
+        Err(Refusal::Failing(left)) => {
+            return reply::failed_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "handler_unavailable",
+                &crate::runtime::breaker::refusal_message(left),
+            );
+        }
+        Err(Refusal::Limit(e)) => {
             return Json(json!({"status": "failed", "meta": {"error": "concurrency_limit_reached", "limit": e.limit}}))
                 .into_response();
         }

@@ -39,6 +39,7 @@ use super::{Slot, messages};
 use crate::Stream;
 use crate::media::{MediaError, Resampler, mulaw};
 use crate::runtime::{AudioFrame, CallError, HandlerInstance, Modality, Mode, StreamSpec};
+use crate::stream::Refusal;
 
 /// Largest text frame the session accepts, in bytes (the transport may cut off larger
 /// frames earlier, with an error).
@@ -699,19 +700,19 @@ where
         }
 
         let inner = &self.stream.inner;
-        if let Some(left) = self.stream.component().stats().refusing() {
-            let message = crate::runtime::breaker::refusal_message(left);
-            self.tx
-                .text(
-                    serde_json::json!({"status": "failed", "meta": {"error": "handler_unavailable", "message": message}})
-                        .to_string(),
-                )
-                .await?;
-            return Err(End::Close(close::TRY_AGAIN_LATER, message));
-        }
-        let slot = match inner.admission.try_admit() {
+        let slot = match self.stream.admit() {
             Ok(slot) => slot,
-            Err(e) => {
+            Err(Refusal::Failing(left)) => {
+                let message = crate::runtime::breaker::refusal_message(left);
+                self.tx
+                    .text(
+                        serde_json::json!({"status": "failed", "meta": {"error": "handler_unavailable", "message": message}})
+                            .to_string(),
+                    )
+                    .await?;
+                return Err(End::Close(close::TRY_AGAIN_LATER, message));
+            }
+            Err(Refusal::Limit(e)) => {
                 self.tx
                     .text(format!(
                         r#"{{"status":"failed","meta":{{"error":"concurrency_limit_reached","limit":{}}}}}"#,
