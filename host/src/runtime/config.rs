@@ -47,7 +47,9 @@ pub struct RuntimeConfig {
     pub max_component_bytes: usize,
     /// Interval of the epoch ticker that meters CPU use and yields to other tasks.
     pub epoch_tick: Duration,
-    /// Directory of the compiled-code cache; `None` disables it.
+    /// Directory of the compiled-code cache; `None` disables it. The cache owns it:
+    /// its periodic clean-up deletes every file in it that it did not write, so it
+    /// must not be shared with anything else.
     pub cache_dir: Option<PathBuf>,
     /// Limits for instances of handlers that do not set their own.
     pub default_limits: InstanceLimits,
@@ -66,10 +68,11 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// `$XDG_CACHE_HOME/wasmrtc` or `$HOME/.cache/wasmrtc`.
+/// `$XDG_CACHE_HOME/wasmrtc/compiled` or `$HOME/.cache/wasmrtc/compiled`: a
+/// directory of its own, since the cache's clean-up removes files it does not know.
 fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|d| d.join("wasmrtc"))
+        .map(|d| d.join("wasmrtc").join("compiled"))
 }
