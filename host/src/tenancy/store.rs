@@ -250,15 +250,43 @@ impl SqliteStore {
     }
 }
 
+/// Whether `sql` finds a row.
+fn has_row(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<bool, StoreError> {
+    Ok(tx.query_row(sql, params, |_| Ok(())).optional()?.is_some())
+}
+
 fn exists(tx: &rusqlite::Transaction<'_>, tenant: &str, name: &str) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT 1 FROM streams WHERE tenant = ?1 AND name = ?2",
-            params![tenant, name],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    has_row(
+        tx,
+        "SELECT 1 FROM streams WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name],
+    )
+}
+
+/// `NotFound` unless the stream exists.
+fn require_stream(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    if exists(tx, tenant, name)? {
+        Ok(())
+    } else {
+        Err(not_found(tenant, name))
+    }
+}
+
+/// `NotFound` unless a statement on the stream's row changed it (`changed` rows).
+fn changed_stream(changed: usize, tenant: &str, name: &str) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(not_found(tenant, name))
+    } else {
+        Ok(())
+    }
 }
 
 fn has_version(
@@ -267,14 +295,28 @@ fn has_version(
     name: &str,
     version: u64,
 ) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT 1 FROM versions WHERE tenant = ?1 AND stream = ?2 AND version = ?3",
-            params![tenant, name, version as i64],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    has_row(
+        tx,
+        "SELECT 1 FROM versions WHERE tenant = ?1 AND stream = ?2 AND version = ?3",
+        params![tenant, name, version as i64],
+    )
+}
+
+fn set_active(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    version: u64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE streams SET active_version = ?3 WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name, version as i64],
+    )?;
+    Ok(())
+}
+
+fn limits_json(limits: &StreamLimits) -> String {
+    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
 }
 
 fn push_activation(
@@ -295,11 +337,7 @@ fn push_activation(
         "INSERT INTO activations (tenant, stream, version) VALUES (?1, ?2, ?3)",
         params![tenant, name, version as i64],
     )?;
-    tx.execute(
-        "UPDATE streams SET active_version = ?3 WHERE tenant = ?1 AND name = ?2",
-        params![tenant, name, version as i64],
-    )?;
-    Ok(())
+    set_active(tx, tenant, name, version)
 }
 
 /// The last two activations of a stream, newest first.
@@ -403,12 +441,7 @@ impl ComponentStore for SqliteStore {
             tx.execute(
                 "INSERT INTO streams (tenant, name, limits, active_version, created_at)
                  VALUES (?1, ?2, ?3, NULL, ?4)",
-                params![
-                    tenant,
-                    name,
-                    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into()),
-                    record.created_at as i64
-                ],
+                params![tenant, name, limits_json(limits), record.created_at as i64],
             )?;
             Ok(record)
         })
@@ -429,10 +462,7 @@ impl ComponentStore for SqliteStore {
                 "DELETE FROM streams WHERE tenant = ?1 AND name = ?2",
                 params![tenant, name],
             )?;
-            if n == 0 {
-                return Err(not_found(tenant, name));
-            }
-            Ok(())
+            changed_stream(n, tenant, name)
         })
     }
 
@@ -487,9 +517,7 @@ impl ComponentStore for SqliteStore {
             return Err(StoreError::NotFound(format!("no component {sha256}")));
         }
         self.write(|tx| {
-            if !exists(tx, tenant, name)? {
-                return Err(not_found(tenant, name));
-            }
+            require_stream(tx, tenant, name)?;
             let last: Option<i64> = tx.query_row(
                 "SELECT MAX(version) FROM versions WHERE tenant = ?1 AND stream = ?2",
                 params![tenant, name],
@@ -522,9 +550,7 @@ impl ComponentStore for SqliteStore {
 
     fn activate(&self, tenant: &str, name: &str, version: u64) -> Result<(), StoreError> {
         self.write(|tx| {
-            if !exists(tx, tenant, name)? {
-                return Err(not_found(tenant, name));
-            }
+            require_stream(tx, tenant, name)?;
             if !has_version(tx, tenant, name, version)? {
                 return Err(StoreError::NotFound(format!(
                     "stream `{name}` has no version {version}"
@@ -541,9 +567,7 @@ impl ComponentStore for SqliteStore {
 
     fn rollback(&self, tenant: &str, name: &str) -> Result<u64, StoreError> {
         self.write(|tx| {
-            if !exists(tx, tenant, name)? {
-                return Err(not_found(tenant, name));
-            }
+            require_stream(tx, tenant, name)?;
             let last = last_activations(tx, tenant, name)?;
             let [(top, _), (_, previous)] = last[..] else {
                 return Err(StoreError::Conflict(format!(
@@ -551,10 +575,7 @@ impl ComponentStore for SqliteStore {
                 )));
             };
             tx.execute("DELETE FROM activations WHERE id = ?1", params![top])?;
-            tx.execute(
-                "UPDATE streams SET active_version = ?3 WHERE tenant = ?1 AND name = ?2",
-                params![tenant, name, previous as i64],
-            )?;
+            set_active(tx, tenant, name, previous)?;
             Ok(previous)
         })
     }
@@ -568,16 +589,9 @@ impl ComponentStore for SqliteStore {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE streams SET limits = ?3 WHERE tenant = ?1 AND name = ?2",
-                params![
-                    tenant,
-                    name,
-                    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
-                ],
+                params![tenant, name, limits_json(limits)],
             )?;
-            if n == 0 {
-                return Err(not_found(tenant, name));
-            }
-            Ok(())
+            changed_stream(n, tenant, name)
         })
     }
 
