@@ -8,6 +8,7 @@ pub mod messages;
 mod playback;
 mod registry;
 pub mod stats;
+mod time_limit;
 pub mod turns;
 mod video;
 mod webrtc;

@@ -147,10 +147,14 @@ impl Turns {
     }
 
     /// `next-audio` returned nothing: the reply is complete once its audio has played.
-    pub fn reply_complete(&mut self) {
-        if self.is_replying() {
-            self.phase = Phase::Replying { asking: false };
+    /// `true` when this ends a reply that was asking for audio: the session then
+    /// finishes its queued audio (flushed, padded) so all of it plays.
+    pub fn reply_complete(&mut self) -> bool {
+        if !self.wants_reply_audio() {
+            return false;
         }
+        self.phase = Phase::Replying { asking: false };
+        true
     }
 
     /// The session's playback queue is empty: `true` once when this ends a complete
@@ -379,7 +383,8 @@ mod tests {
         turns.phase = Phase::Replying { asking: true };
         assert!(turns.wants_reply_audio());
         assert!(!turns.playback_idle(), "the reply is still being asked for");
-        turns.reply_complete();
+        assert!(turns.reply_complete(), "ends the asking");
+        assert!(!turns.reply_complete(), "once");
         assert!(!turns.wants_reply_audio() && turns.is_replying());
         assert!(turns.playback_idle(), "complete and played: finished");
         assert!(!turns.playback_idle(), "finished only once");

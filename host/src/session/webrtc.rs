@@ -11,6 +11,7 @@ use super::effects::{self, Effects};
 use super::messages;
 use super::registry::{Command, Connections, Outputs};
 use super::stats::{self, Stage};
+use super::time_limit::{self, Step, TimeLimit};
 use super::turns::{self, Turns};
 use super::video::{Decoded, VideoIn, VideoOut};
 use crate::runtime::{
@@ -182,11 +183,7 @@ impl WebRtcSession {
         };
         let created = Instant::now();
         let mut connected_at: Option<Instant> = None;
-        let mut warned = false;
-        let warn_before = self
-            .settings
-            .time_limit
-            .map(|l| (l / 2).min(Duration::from_secs(5)));
+        let mut time_limit: Option<TimeLimit> = None;
 
         loop {
             let rtc_wake = stats::time(Stage::Transport, || self.peer.poll());
@@ -209,24 +206,19 @@ impl WebRtcSession {
                     wake = wake.min(deadline);
                 }
                 Some(at) => {
-                    if let (Some(limit), Some(before)) = (self.settings.time_limit, warn_before) {
-                        let deadline = at + limit;
-                        if now >= deadline {
-                            self.send(&messages::end_stream("time limit reached"));
-                            return End::Timeout;
+                    if time_limit.is_none() {
+                        time_limit = TimeLimit::start(self.settings.time_limit, at);
+                    }
+                    if let Some(limit) = time_limit.as_mut() {
+                        match limit.check(now) {
+                            Some(Step::Expired) => {
+                                self.send(&messages::end_stream(time_limit::REACHED));
+                                return End::Timeout;
+                            }
+                            Some(Step::Warn(text)) => self.send(&text),
+                            None => {}
                         }
-                        if !warned && now + before >= deadline {
-                            warned = true;
-                            let left = deadline
-                                .saturating_duration_since(now)
-                                .as_secs_f64()
-                                .round();
-                            self.send(&messages::warning(&format!(
-                                "Time limit of {} s: this stream closes in {left} s.",
-                                limit.as_secs_f64()
-                            )));
-                        }
-                        wake = wake.min(if warned { deadline } else { deadline - before });
+                        wake = wake.min(limit.next_wake());
                     }
                     if let Some(end) = self.pump(&mut media, now).await {
                         return end;
@@ -304,7 +296,7 @@ impl WebRtcSession {
             }
         }
         if let Some(t) = media.turns.as_mut() {
-            if media.audio_out.is_none() && t.wants_reply_audio() {
+            if media.audio_out.is_none() {
                 // The client takes no audio: the reply has nowhere to play.
                 t.reply_complete();
             }
@@ -523,14 +515,8 @@ impl WebRtcSession {
 /// `next-audio` had nothing more: during a turn-taking reply, that completes the reply
 /// (its last audio is queued to play in full).
 fn end_of_reply(media: &mut Media) {
-    let Some(t) = media.turns.as_mut() else {
-        return;
-    };
-    if !t.wants_reply_audio() {
-        return;
-    }
-    t.reply_complete();
-    if let Some(out) = media.audio_out.as_mut()
+    if media.turns.as_mut().is_some_and(Turns::reply_complete)
+        && let Some(out) = media.audio_out.as_mut()
         && let Err(e) = out.finish()
     {
         tracing::debug!("bad handler audio: {e}");

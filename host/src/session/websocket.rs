@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::effects::{self, Effects};
 use super::playback::Playback;
 use super::registry::{Command, Connections, Outputs};
+use super::time_limit::{self, Step, TimeLimit};
 use super::turns::{self, Turns};
 use super::{Slot, messages};
 use crate::Stream;
@@ -292,8 +293,7 @@ struct Live {
     output: Option<WireOut>,
     /// Turn-taking, when the handler asked for it.
     turns: Option<Turns>,
-    started: Instant,
-    warned: bool,
+    time_limit: Option<TimeLimit>,
     /// The handler closed the stream: play out what is queued, then close.
     closing: bool,
     /// Marks waiting for the audio queued before them: (samples sent by then, name).
@@ -363,11 +363,6 @@ where
 
 fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-/// The time limit's warning comes this long before the end.
-fn warn_before(limit: Duration) -> Duration {
-    (limit / 2).min(Duration::from_secs(5))
 }
 
 /// One WebSocket connection of `stream`.
@@ -460,13 +455,8 @@ where
             return start_deadline;
         };
         let mut wake = Instant::now() + Duration::from_secs(3600);
-        if let Some(limit) = self.stream.config().time_limit {
-            let deadline = live.started + limit;
-            wake = wake.min(if live.warned {
-                deadline
-            } else {
-                deadline - warn_before(limit)
-            });
+        if let Some(limit) = &live.time_limit {
+            wake = wake.min(limit.next_wake());
         }
         if let Some(out) = &live.output {
             wake = wake.min(out.next_due());
@@ -486,28 +476,16 @@ where
             }
             return Ok(());
         };
-        if let Some(limit) = self.stream.config().time_limit {
-            let deadline = live.started + limit;
-            if now >= deadline {
+        match live.time_limit.as_mut().and_then(|l| l.check(now)) {
+            Some(Step::Expired) => {
                 self.tx
-                    .text(messages::end_stream("time limit reached"))
+                    .text(messages::end_stream(time_limit::REACHED))
                     .await?;
                 self.tx.text(messages::connection_closed()).await?;
-                return Err(End::Close(close::NORMAL, "time limit reached".into()));
+                return Err(End::Close(close::NORMAL, time_limit::REACHED.into()));
             }
-            if !live.warned && now + warn_before(limit) >= deadline {
-                live.warned = true;
-                let left = deadline
-                    .saturating_duration_since(now)
-                    .as_secs_f64()
-                    .round();
-                self.tx
-                    .text(messages::warning(&format!(
-                        "Time limit of {} s: this stream closes in {left} s.",
-                        limit.as_secs_f64()
-                    )))
-                    .await?;
-            }
+            Some(Step::Warn(text)) => self.tx.text(text).await?,
+            None => {}
         }
         self.pump().await
     }
@@ -776,8 +754,7 @@ where
             input,
             output,
             turns,
-            started: Instant::now(),
-            warned: false,
+            time_limit: TimeLimit::start(self.stream.config().time_limit, Instant::now()),
             closing: false,
             marks: VecDeque::new(),
             _registration: registration,
@@ -945,7 +922,7 @@ where
         let finished = self.live.as_mut().is_some_and(|live| {
             let idle = live.output.as_ref().is_none_or(WireOut::is_empty);
             live.turns.as_mut().is_some_and(|t| {
-                if live.output.is_none() && t.wants_reply_audio() {
+                if live.output.is_none() {
                     // The client takes no audio: the reply has nowhere to play.
                     t.reply_complete();
                 }
@@ -1033,14 +1010,8 @@ impl Live {
     /// `next-audio` had nothing more: during a turn-taking reply, that completes the
     /// reply (its last audio is queued to play in full).
     fn end_of_reply(&mut self) {
-        let Some(t) = self.turns.as_mut() else {
-            return;
-        };
-        if !t.wants_reply_audio() {
-            return;
-        }
-        t.reply_complete();
-        if let Some(out) = self.output.as_mut()
+        if self.turns.as_mut().is_some_and(Turns::reply_complete)
+            && let Some(out) = self.output.as_mut()
             && let Err(e) = out.finish()
         {
             tracing::debug!("bad handler audio: {e}");
