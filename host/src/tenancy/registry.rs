@@ -311,7 +311,7 @@ impl Registry {
             if let Some(version) = record.active_version {
                 match registry.load_version(&live, version).await {
                     Ok(component) => {
-                        registry.serve(&live, version, component, None);
+                        registry.serve(&live, version, component);
                         tracing::info!(
                             tenant = %record.tenant, stream = %record.name, version,
                             "restored at {}", live.url()
@@ -349,6 +349,24 @@ impl Registry {
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+    }
+
+    /// Run a store operation on the stream `name` of `tenant` on a blocking thread.
+    async fn on_stream<R: Send + 'static>(
+        &self,
+        tenant: &str,
+        name: &str,
+        f: impl FnOnce(&dyn ComponentStore, &str, &str) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (t, n) = (tenant.to_string(), name.to_string());
+        self.blocking(move |s| f(s, &t, &n)).await
+    }
+
+    /// A stream's stored versions, oldest first.
+    pub async fn versions(&self, live: &LiveStream) -> Result<Vec<VersionRecord>, HostingError> {
+        Ok(self
+            .on_stream(live.tenant.name(), &live.name, |s, t, n| s.versions(t, n))
+            .await?)
     }
 
     /// A tenant's stream.
@@ -408,6 +426,16 @@ impl Registry {
             .ok_or_else(|| HostingError::NotFound(format!("no stream `{name}`")))
     }
 
+    /// Take the admin lock, then find the tenant's stream.
+    async fn locked(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Arc<LiveStream>), HostingError> {
+        let admin = self.inner.admin.lock().await;
+        Ok((admin, self.live_or_404(tenant, name)?))
+    }
+
     /// Read a stored version and load it (validation included).
     async fn load_version(
         &self,
@@ -417,10 +445,9 @@ impl Registry {
         if let Some(c) = lock(&live.loaded).get(&version) {
             return Ok(c.clone());
         }
-        let (tenant, name) = (live.tenant.name().to_string(), live.name.clone());
         let bytes = self
-            .blocking(move |s| {
-                let versions = s.versions(&tenant, &name)?;
+            .on_stream(live.tenant.name(), &live.name, move |s, tenant, name| {
+                let versions = s.versions(tenant, name)?;
                 let record = versions
                     .iter()
                     .find(|v| v.version == version)
@@ -434,14 +461,10 @@ impl Registry {
         Ok(self.inner.runtime.load(&full, bytes).await?)
     }
 
-    /// Serve `component` (with the stream's limits) to new connections as `version`.
-    fn serve(
-        &self,
-        live: &LiveStream,
-        version: u64,
-        component: HandlerComponent,
-        replaced: Option<u64>,
-    ) {
+    /// Serve `component` (with the stream's limits) to new connections as `version`;
+    /// the version it replaces, if one was served.
+    fn serve(&self, live: &LiveStream, version: u64, component: HandlerComponent) -> Option<u64> {
+        let replaced = live.active_version();
         let limits = live.limits();
         let limited =
             component.with_limits(instance_limits(&live.tenant, &limits, component.limits()));
@@ -486,6 +509,7 @@ impl Registry {
             }
         }
         *write(&live.error) = None;
+        replaced
     }
 
     /// Create a stream (no version yet).
@@ -514,8 +538,11 @@ impl Registry {
                 tenant.config.max_streams
             )));
         }
-        let (t, n, l) = (tenant.name().to_string(), name.to_string(), limits.clone());
-        self.blocking(move |s| s.create_stream(&t, &n, &l)).await?;
+        let l = limits.clone();
+        self.on_stream(tenant.name(), name, move |s, t, n| {
+            s.create_stream(t, n, &l)
+        })
+        .await?;
         tracing::info!(tenant = %tenant.name(), stream = %name, "stream created");
         Ok(self.insert_live(tenant.clone(), name, limits))
     }
@@ -523,10 +550,9 @@ impl Registry {
     /// Delete a stream: it stops taking connections, its open connections are closed,
     /// and its versions are forgotten.
     pub async fn delete(&self, tenant: &Arc<Tenant>, name: &str) -> Result<(), HostingError> {
-        let _admin = self.inner.admin.lock().await;
-        let live = self.live_or_404(tenant, name)?;
-        let (t, n) = (tenant.name().to_string(), name.to_string());
-        self.blocking(move |s| s.delete_stream(&t, &n)).await?;
+        let (_admin, live) = self.locked(tenant, name).await?;
+        self.on_stream(tenant.name(), name, |s, t, n| s.delete_stream(t, n))
+            .await?;
         write(&self.inner.live).remove(&(tenant.name().to_string(), name.to_string()));
         if let Some(stream) = live.stream() {
             for id in stream.connection_ids() {
@@ -547,7 +573,38 @@ impl Registry {
         bytes: Vec<u8>,
         activate: bool,
     ) -> Result<(VersionRecord, HandlerComponent), HostingError> {
-        let r = self.upload_inner(tenant, name, bytes, activate).await;
+        let r: Result<_, HostingError> = async {
+            let live = self.live_or_404(tenant, name)?;
+            let limit = tenant.config.max_component_bytes();
+            if bytes.len() > limit {
+                return Err(HostingError::TooLarge {
+                    size: bytes.len(),
+                    limit,
+                });
+            }
+            let full = format!("{}/{}", tenant.name(), name);
+            let component = self.inner.runtime.load(&full, bytes.clone()).await?;
+
+            // The stream may have been deleted (or re-created) while the upload was checked.
+            let (_admin, current) = self.locked(tenant, name).await?;
+            if !Arc::ptr_eq(&current, &live) {
+                return Err(HostingError::Conflict(format!(
+                    "stream `{name}` was re-created during the upload"
+                )));
+            }
+            let size = bytes.len() as u64;
+            let record = self
+                .on_stream(tenant.name(), name, move |s, t, n| {
+                    let sha256 = s.put_component(&bytes)?;
+                    s.add_version(t, n, &sha256, size, activate)
+                })
+                .await?;
+            if activate {
+                self.serve(&live, record.version, component.clone());
+            }
+            Ok((record, component))
+        }
+        .await;
         match &r {
             Ok((v, _)) => {
                 self.count_upload(tenant.name(), "accepted");
@@ -565,47 +622,6 @@ impl Registry {
         r
     }
 
-    async fn upload_inner(
-        &self,
-        tenant: &Arc<Tenant>,
-        name: &str,
-        bytes: Vec<u8>,
-        activate: bool,
-    ) -> Result<(VersionRecord, HandlerComponent), HostingError> {
-        let live = self.live_or_404(tenant, name)?;
-        let limit = tenant.config.max_component_bytes();
-        if bytes.len() > limit {
-            return Err(HostingError::TooLarge {
-                size: bytes.len(),
-                limit,
-            });
-        }
-        let full = format!("{}/{}", tenant.name(), name);
-        let component = self.inner.runtime.load(&full, bytes.clone()).await?;
-
-        let _admin = self.inner.admin.lock().await;
-        // The stream may have been deleted (or re-created) while the upload was checked.
-        let current = self.live_or_404(tenant, name)?;
-        if !Arc::ptr_eq(&current, &live) {
-            return Err(HostingError::Conflict(format!(
-                "stream `{name}` was re-created during the upload"
-            )));
-        }
-        let (t, n) = (tenant.name().to_string(), name.to_string());
-        let size = bytes.len() as u64;
-        let record = self
-            .blocking(move |s| {
-                let sha256 = s.put_component(&bytes)?;
-                s.add_version(&t, &n, &sha256, size, activate)
-            })
-            .await?;
-        if activate {
-            let replaced = live.active_version();
-            self.serve(&live, record.version, component.clone(), replaced);
-        }
-        Ok((record, component))
-    }
-
     /// Make a stored version the one new connections get.
     pub async fn activate(
         &self,
@@ -613,13 +629,11 @@ impl Registry {
         name: &str,
         version: u64,
     ) -> Result<(), HostingError> {
-        let _admin = self.inner.admin.lock().await;
-        let live = self.live_or_404(tenant, name)?;
-        let component = self.load_version(&live, version).await?;
-        let (t, n) = (tenant.name().to_string(), name.to_string());
-        self.blocking(move |s| s.activate(&t, &n, version)).await?;
-        let replaced = live.active_version();
-        self.serve(&live, version, component, replaced);
+        let (_admin, live) = self.locked(tenant, name).await?;
+        self.switch_to(&live, version, move |s, t, n| {
+            s.activate(t, n, version).map(|()| version)
+        })
+        .await?;
         tracing::info!(tenant = %tenant.name(), stream = %name, version, "version activated");
         Ok(())
     }
@@ -631,24 +645,36 @@ impl Registry {
         tenant: &Arc<Tenant>,
         name: &str,
     ) -> Result<(Option<u64>, u64), HostingError> {
-        let _admin = self.inner.admin.lock().await;
-        let live = self.live_or_404(tenant, name)?;
-        let (t, n) = (tenant.name().to_string(), name.to_string());
+        let (_admin, live) = self.locked(tenant, name).await?;
         let target = self
-            .blocking(move |s| s.rollback_target(&t, &n))
+            .on_stream(tenant.name(), name, |s, t, n| s.rollback_target(t, n))
             .await?
             .ok_or_else(|| {
                 HostingError::Conflict(format!(
                     "stream `{name}` has no earlier version to roll back to"
                 ))
             })?;
-        let component = self.load_version(&live, target).await?;
-        let (t, n) = (tenant.name().to_string(), name.to_string());
-        let now = self.blocking(move |s| s.rollback(&t, &n)).await?;
-        let from = live.active_version();
-        self.serve(&live, now, component, from);
+        let (from, now) = self
+            .switch_to(&live, target, |s, t, n| s.rollback(t, n))
+            .await?;
         tracing::info!(tenant = %tenant.name(), stream = %name, from = ?from, to = now, "rolled back");
         Ok((from, now))
+    }
+
+    /// Load `version` of `live`, record the switch to it in the store with `commit`
+    /// (which answers the version now active) and serve that to new connections.
+    /// Returns (the version that was active, the one active now).
+    async fn switch_to(
+        &self,
+        live: &LiveStream,
+        version: u64,
+        commit: impl FnOnce(&dyn ComponentStore, &str, &str) -> Result<u64, StoreError> + Send + 'static,
+    ) -> Result<(Option<u64>, u64), HostingError> {
+        let component = self.load_version(live, version).await?;
+        let now = self
+            .on_stream(live.tenant.name(), &live.name, commit)
+            .await?;
+        Ok((self.serve(live, now, component), now))
     }
 
     /// Change a stream's limits. Memory, CPU and concurrency apply to new connections at
@@ -660,16 +686,16 @@ impl Registry {
         limits: StreamLimits,
     ) -> Result<(), HostingError> {
         check_limits(tenant, &limits)?;
-        let _admin = self.inner.admin.lock().await;
-        let live = self.live_or_404(tenant, name)?;
+        let (_admin, live) = self.locked(tenant, name).await?;
         let served = read(&live.served).clone();
         if served.is_some() && limits.time_limit != live.limits().time_limit {
             return Err(HostingError::Conflict(
                 "time_limit cannot change while the stream is served; delete and re-create the stream to change it".into(),
             ));
         }
-        let (t, n, l) = (tenant.name().to_string(), name.to_string(), limits.clone());
-        self.blocking(move |s| s.set_limits(&t, &n, &l)).await?;
+        let l = limits.clone();
+        self.on_stream(tenant.name(), name, move |s, t, n| s.set_limits(t, n, &l))
+            .await?;
         *write(&live.limits) = limits.clone();
         if let Some(served) = served {
             served
