@@ -56,6 +56,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// 422 `invalid`: a request that makes no sense.
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -96,7 +101,11 @@ impl From<HostingError> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+/// A JSON answer (200 unless the handler says otherwise).
+type JsonResult = Result<axum::Json<Value>, ApiError>;
+
+/// 201 with a JSON body.
+type CreatedResult = Result<(StatusCode, axum::Json<Value>), ApiError>;
 
 /// The tenant a request's bearer token belongs to.
 pub struct Authed(pub Arc<Tenant>);
@@ -113,6 +122,47 @@ impl FromRequestParts<Registry> for Authed {
             .cloned()
             .map(Authed)
             .ok_or_else(|| unauthorized("invalid token"))
+    }
+}
+
+/// One of the authenticated tenant's streams, by the `{name}` of the path (not yet
+/// looked up: see [`TenantStream::live`]).
+struct TenantStream {
+    registry: Registry,
+    tenant: Arc<Tenant>,
+    name: String,
+}
+
+impl FromRequestParts<Registry> for TenantStream {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, registry: &Registry) -> Result<Self, Response> {
+        let Authed(tenant) = Authed::from_request_parts(parts, registry)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(name) = Path::<String>::from_request_parts(parts, registry)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            registry: registry.clone(),
+            tenant,
+            name,
+        })
+    }
+}
+
+impl TenantStream {
+    /// The stream, or 404 (another tenant's stream is not found either).
+    fn live(&self) -> Result<Arc<LiveStream>, ApiError> {
+        self.registry
+            .get(self.tenant.name(), &self.name)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no stream `{}`", self.name),
+                )
+            })
     }
 }
 
@@ -150,35 +200,21 @@ pub fn routes(registry: Registry) -> Router {
 }
 
 fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
-    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(invalid("the body must be a JSON object".into())),
-        Err(e) => Err(invalid(format!("the body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!(
+            "the body is not valid JSON: {e}"
+        ))),
     }
 }
 
 fn limits_from(map: serde_json::Map<String, Value>) -> Result<StreamLimits, ApiError> {
-    serde_json::from_value(Value::Object(map)).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("bad limits: {e}"),
-        )
-    })
-}
-
-fn owned(registry: &Registry, tenant: &Tenant, name: &str) -> Result<Arc<LiveStream>, ApiError> {
-    registry.get(tenant.name(), name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no stream `{name}`"),
-        )
-    })
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::invalid(format!("bad limits: {e}")))
 }
 
 fn summary(live: &LiveStream) -> Value {
@@ -192,44 +228,28 @@ fn summary(live: &LiveStream) -> Value {
     })
 }
 
-async fn detail(registry: &Registry, live: &LiveStream) -> Result<Value, ApiError> {
-    let (t, n) = (live.tenant().name().to_string(), live.name().to_string());
-    let versions = registry
-        .blocking(move |s| s.versions(&t, &n))
-        .await
-        .map_err(HostingError::from)?;
+async fn detail(registry: &Registry, live: &LiveStream) -> JsonResult {
     let mut v = summary(live);
-    v["versions"] = json!(versions);
+    v["versions"] = json!(registry.versions(live).await?);
     v["spec"] = json!(live.stream().map(|s| s.spec()));
-    Ok(v)
+    Ok(axum::Json(v))
 }
 
 async fn create(
     State(registry): State<Registry>,
     Authed(tenant): Authed,
     body: Bytes,
-) -> ApiResult {
+) -> CreatedResult {
     let mut map = json_object(&body)?;
-    let name = match map.remove("name") {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "`name` (a string) is required",
-            ));
-        }
+    let Some(Value::String(name)) = map.remove("name") else {
+        return Err(ApiError::invalid("`name` (a string) is required"));
     };
     let limits = limits_from(map)?;
     let live = registry.create(&tenant, &name, limits).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(detail(&registry, &live).await?),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, detail(&registry, &live).await?))
 }
 
-async fn list(State(registry): State<Registry>, Authed(tenant): Authed) -> ApiResult {
+async fn list(State(registry): State<Registry>, Authed(tenant): Authed) -> JsonResult {
     let streams: Vec<Value> = registry
         .list(Some(tenant.name()))
         .iter()
@@ -245,56 +265,40 @@ async fn list(State(registry): State<Registry>, Authed(tenant): Authed) -> ApiRe
         "quotas": quotas,
         "connections": tenant.admission.active(),
         "streams": streams,
-    }))
-    .into_response())
+    })))
 }
 
-async fn show(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let live = owned(&registry, &tenant, &name)?;
-    Ok(axum::Json(detail(&registry, &live).await?).into_response())
+async fn show(stream: TenantStream) -> JsonResult {
+    let live = stream.live()?;
+    detail(&stream.registry, &live).await
 }
 
-async fn delete(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-) -> ApiResult {
-    registry.delete(&tenant, &name).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+async fn delete(stream: TenantStream) -> Result<StatusCode, ApiError> {
+    stream.registry.delete(&stream.tenant, &stream.name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn versions(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let live = owned(&registry, &tenant, &name)?;
-    let (t, n) = (tenant.name().to_string(), name.clone());
-    let versions = registry
-        .blocking(move |s| s.versions(&t, &n))
-        .await
-        .map_err(HostingError::from)?;
+async fn versions(stream: TenantStream) -> JsonResult {
+    let live = stream.live()?;
     Ok(axum::Json(json!({
-        "name": name,
+        "name": stream.name,
         "active_version": live.active_version(),
-        "versions": versions,
-    }))
-    .into_response())
+        "versions": stream.registry.versions(&live).await?,
+    })))
 }
 
 async fn upload(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
+    stream: TenantStream,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult {
-    let live = owned(&registry, &tenant, &name)?;
+) -> CreatedResult {
+    let live = stream.live()?;
+    let TenantStream {
+        registry,
+        tenant,
+        name,
+    } = stream;
     let bytes = match read_upload(&tenant, &query, &headers, body).await {
         Ok(b) => b,
         Err(e) => {
@@ -319,8 +323,7 @@ async fn upload(
             "active": activate,
             "spec": component.spec(),
         })),
-    )
-        .into_response())
+    ))
 }
 
 /// The checks before validation (query, content type, size) and the body, read
@@ -334,11 +337,9 @@ async fn read_upload(
     match query.get("activate").map(String::as_str) {
         None | Some("true" | "1" | "false" | "0") => {}
         Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("activate={other:?}: expected true or false"),
-            ));
+            return Err(ApiError::invalid(format!(
+                "activate={other:?}: expected true or false"
+            )));
         }
     }
     let content_type = headers
@@ -384,54 +385,35 @@ async fn read_upload(
     Ok(bytes)
 }
 
-async fn set_limits(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    owned(&registry, &tenant, &name)?;
+async fn set_limits(stream: TenantStream, body: Bytes) -> JsonResult {
+    stream.live()?;
     let limits = limits_from(json_object(&body)?)?;
-    registry.set_limits(&tenant, &name, limits.clone()).await?;
-    Ok(axum::Json(json!({"name": name, "limits": limits})).into_response())
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.set_limits(tenant, name, limits.clone()).await?;
+    Ok(axum::Json(json!({"name": name, "limits": limits})))
 }
 
-async fn activate(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    owned(&registry, &tenant, &name)?;
+async fn activate(stream: TenantStream, body: Bytes) -> JsonResult {
+    stream.live()?;
     let version = json_object(&body)?
         .get("version")
         .and_then(Value::as_u64)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "`version` (a positive integer) is required",
-            )
-        })?;
-    registry.activate(&tenant, &name, version).await?;
-    Ok(axum::Json(json!({"name": name, "active_version": version})).into_response())
+        .ok_or_else(|| ApiError::invalid("`version` (a positive integer) is required"))?;
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.activate(tenant, name, version).await?;
+    Ok(axum::Json(json!({"name": name, "active_version": version})))
 }
 
-async fn rollback(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let (from, to) = registry.rollback(&tenant, &name).await?;
-    Ok(axum::Json(json!({"name": name, "from": from, "active_version": to})).into_response())
+async fn rollback(stream: TenantStream) -> JsonResult {
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    let (from, to) = registry.rollback(tenant, name).await?;
+    Ok(axum::Json(
+        json!({"name": name, "from": from, "active_version": to}),
+    ))
 }
 
-async fn connections(
-    State(registry): State<Registry>,
-    Authed(tenant): Authed,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let live = owned(&registry, &tenant, &name)?;
+async fn connections(stream: TenantStream) -> JsonResult {
+    let live = stream.live()?;
     let by_version = live.connections_by_version();
     let list: Vec<Value> = by_version
         .iter()
@@ -442,11 +424,10 @@ async fn connections(
         .map(|(v, ids)| (v.to_string(), json!(ids.len())))
         .collect();
     Ok(axum::Json(json!({
-        "name": name,
+        "name": stream.name,
         "active_version": live.active_version(),
         "admitted": live.active_connections(),
         "by_version": counts,
         "connections": list,
-    }))
-    .into_response())
+    })))
 }
