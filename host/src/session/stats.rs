@@ -1,6 +1,7 @@
 //! Process-wide time spent per stage of the media path, for the load generator's
-//! CPU split: transport (str0m, UDP), codec (Opus, VP8, resampling, colour) and
-//! handler (calls into the sandbox). Wall time measured around each piece of work.
+//! CPU split: transport (str0m and UDP; base64 on WebSocket and telephone), codec
+//! (Opus, VP8, μ-law, resampling, colour, voice detection) and handler (calls into
+//! the sandbox). Wall time measured around each piece of work, on every transport.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -8,9 +9,9 @@ use std::time::Instant;
 /// A stage of the media path.
 #[derive(Debug, Clone, Copy)]
 pub enum Stage {
-    /// str0m and the UDP socket.
+    /// str0m and the UDP socket; base64 of WebSocket media.
     Transport,
-    /// Codecs, resampling, colour conversion.
+    /// Codecs, resampling, colour conversion, voice detection.
     Codec,
     /// Calls into the handler instance.
     Handler,

@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::effects::{self, Effects};
 use super::playback::Playback;
 use super::registry::{Command, Connections, Outputs};
+use super::stats::{self, Stage};
 use super::time_limit::{self, Step, TimeLimit};
 use super::turns::{self, Turns};
 use super::{Slot, messages};
@@ -342,7 +343,8 @@ where
     }
 
     async fn media(&mut self, bytes: &[u8]) -> Flow {
-        let rest = format!(r#","media":{{"payload":"{}"}}"#, BASE64.encode(bytes));
+        let payload = stats::time(Stage::Transport, || BASE64.encode(bytes));
+        let rest = format!(r#","media":{{"payload":"{payload}"}}"#);
         self.event("media", &rest).await
     }
 
@@ -496,7 +498,7 @@ where
         };
         match cmd {
             Some(Command::SetInputs(values)) => {
-                let r = live.instance.set_inputs(&values).await;
+                let r = stats::timed(Stage::Handler, live.instance.set_inputs(&values)).await;
                 self.after_call(r).await
             }
             Some(Command::Candidate(_)) => Ok(()),
@@ -778,7 +780,7 @@ where
                 .reject(close::POLICY, "media has no string media.payload")
                 .await);
         };
-        let bytes = match BASE64.decode(payload) {
+        let bytes = match stats::time(Stage::Transport, || BASE64.decode(payload)) {
             Ok(b) => b,
             Err(e) => {
                 return Err(self
@@ -800,7 +802,7 @@ where
             // A receive-only handler takes no audio.
             return Ok(());
         };
-        let frames = match input.frames(&bytes) {
+        let frames = match stats::time(Stage::Codec, || input.frames(&bytes)) {
             Ok(f) => f,
             Err(e) => return Err(self.tx.reject(close::POLICY, &e).await),
         };
@@ -816,10 +818,10 @@ where
             return Ok(());
         };
         let Some(t) = live.turns.as_mut() else {
-            let r = live.instance.on_audio(&frame).await;
+            let r = stats::timed(Stage::Handler, live.instance.on_audio(&frame)).await;
             return self.after_call(r).await;
         };
-        let events = match t.hear(&frame.samples) {
+        let events = match stats::time(Stage::Codec, || t.hear(&frame.samples)) {
             Ok(events) => events,
             Err(e) => {
                 tracing::debug!(connection = %live.id, "voice detection failed: {e}");
@@ -831,12 +833,15 @@ where
                 return Ok(());
             };
             let mut fx = Effects::default();
-            let r = turns::respond(
-                event,
-                &mut live.instance,
-                &live.spec,
-                &live.outputs,
-                &mut fx,
+            let r = stats::timed(
+                Stage::Handler,
+                turns::respond(
+                    event,
+                    &mut live.instance,
+                    &live.spec,
+                    &live.outputs,
+                    &mut fx,
+                ),
             )
             .await;
             self.apply(fx).await?;
@@ -895,7 +900,7 @@ where
                 break;
             }
             asks += 1;
-            let frame = match live.instance.next_audio().await {
+            let frame = match stats::timed(Stage::Handler, live.instance.next_audio()).await {
                 Ok(f) => f,
                 Err(e) => return Err(self.fail(e).await),
             };
@@ -907,13 +912,13 @@ where
                 break;
             };
             if let Some(out) = self.live.as_mut().and_then(|l| l.output.as_mut())
-                && let Err(e) = out.push(frame)
+                && let Err(e) = stats::time(Stage::Codec, || out.push(frame))
             {
                 tracing::debug!("bad handler audio: {e}");
             }
         }
         while let Some(out) = self.live.as_mut().and_then(|l| l.output.as_mut()) {
-            let Some(chunk) = out.due(Instant::now()) else {
+            let Some(chunk) = stats::time(Stage::Codec, || out.due(Instant::now())) else {
                 break;
             };
             self.tx.media(&chunk).await?;
