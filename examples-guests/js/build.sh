@@ -2,6 +2,7 @@
 # Builds the JavaScript example handlers into components with componentize-js:
 #   examples-guests/target/lang/js-gain.wasm
 #   examples-guests/target/lang/js-brightness.wasm
+#   examples-guests/target/lang/js-parrot.wasm
 # Usage: examples-guests/js/build.sh [example…]   (default: every example)
 # The toolchain (componentize-js, pinned in package.json / package-lock.json, in
 # ./node_modules) comes from scripts/setup-languages.sh (`npm ci` here).

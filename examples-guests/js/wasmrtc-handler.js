@@ -3,7 +3,9 @@
 // The JavaScript counterpart of the Rust SDK (`guest-sdk/`): spec builders with
 // FastRTC's defaults, value helpers, the host functions, a `StreamHandler` base
 // class whose methods all have defaults except `describe`, and `exportHandler`
-// to turn a handler class into the component's `handler` export.
+// to turn a handler class into the component's `handler` export; for turn-taking
+// (FastRTC's `ReplyOnPause`), `TurnTakingHandler`, `turnTaking` and `exportTurns`
+// (the optional `turns` export).
 //
 // componentize-js maps the WIT types of `wasmrtc:handler@0.1.1` onto plain
 // JavaScript values:
@@ -134,13 +136,24 @@ export class StreamHandler {
   nextVideo() { return undefined; }
 }
 
+/** The handler object of this instance, per handler class (shared by both exports). */
+const instances = new Map();
+
+function instance(HandlerClass) {
+  let handler = instances.get(HandlerClass);
+  if (handler === undefined) {
+    handler = new HandlerClass();
+    instances.set(HandlerClass, handler);
+  }
+  return handler;
+}
+
 /**
  * The component's `handler` export, backed by one `new HandlerClass()` per instance:
  * `export const handler = exportHandler(MyHandler);`
  */
 export function exportHandler(HandlerClass) {
-  let state;
-  const self = () => (state ??= new HandlerClass());
+  const self = () => instance(HandlerClass);
   return {
     describe: () => self().describe(),
     setInputs: (values) => self().setInputs(values),
@@ -148,5 +161,68 @@ export function exportHandler(HandlerClass) {
     nextAudio: () => self().nextAudio(),
     onVideo: (frame) => self().onVideo(frame),
     nextVideo: () => self().nextVideo(),
+  };
+}
+
+// --- turn-taking -----------------------------------------------------------------
+
+/**
+ * Turn-taking settings (the `turn-taking` record); the defaults are the Rust SDK's
+ * `TurnTaking::default()`:
+ * - `pauseMs` (100..=5000): silence after speech that ends the caller's turn;
+ * - `minSpeechMs` (16..=2000): shorter sounds are not a turn;
+ * - `maxUtteranceMs` (1000..=60000): an utterance this long is handed over without
+ *   waiting for a pause;
+ * - `interruptible`: whether the caller's speech cuts a reply (`onInterrupt`).
+ */
+export function turnTaking({
+  pauseMs = 600,
+  minSpeechMs = 200,
+  maxUtteranceMs = 30000,
+  interruptible = true,
+} = {}) {
+  return { pauseMs, minSpeechMs, maxUtteranceMs, interruptible: !!interruptible };
+}
+
+/**
+ * A voice handler with turn-taking. The host detects the caller's speech, calls
+ * `onUtterance` with each whole utterance after the pause, then plays what
+ * `nextAudio` returns until it returns `undefined`; `onAudio` is not called. The
+ * stream must be audio send-receive. Export both interfaces:
+ *
+ *     export const handler = exportHandler(MyHandler);
+ *     export const turns = exportTurns(MyHandler);
+ */
+export class TurnTakingHandler extends StreamHandler {
+  /**
+   * Turn-taking settings (see `turnTaking`), or `undefined` to stay frame by frame.
+   * Called once at load, after `describe`, in a throwaway instance. The default is
+   * `turnTaking()`: a 600 ms pause, speech from 200 ms, 30 s at most, interruptible.
+   */
+  describeTurns() { return turnTaking(); }
+  /**
+   * The caller's whole utterance (`samples` an `Int16Array`, mono, at the spec's
+   * `inputSampleRate`); prepare the reply, which the host then takes from
+   * `nextAudio` until it returns `undefined`.
+   */
+  onUtterance(_utterance) {}
+  /**
+   * The caller spoke during an interruptible reply: the host already dropped the
+   * audio it had queued; drop the rest of the reply.
+   */
+  onInterrupt() {}
+}
+
+/**
+ * The component's `turns` export, sharing the handler object of `exportHandler`:
+ * `export const turns = exportTurns(MyHandler);`. A module that exports `turns` is
+ * built against the `turn-taking-component` world (`build.mjs` picks it).
+ */
+export function exportTurns(HandlerClass) {
+  const self = () => instance(HandlerClass);
+  return {
+    describeTurns: () => self().describeTurns(),
+    onUtterance: (utterance) => self().onUtterance(utterance),
+    onInterrupt: () => self().onInterrupt(),
   };
 }

@@ -3,7 +3,9 @@
 The Python counterpart of the Rust SDK (`guest-sdk/`): the WIT types of
 `wasmrtc:handler@0.1.1`, a `StreamHandler` base class whose methods all have
 defaults except `describe`, spec builders with FastRTC's defaults, the host
-functions, and `export` to turn a handler class into the component's export.
+functions, and `export` to turn a handler class into the component's export;
+for turn-taking, `TurnTakingHandler`, `turn_taking` and `export_turns` (the
+optional `turns` export).
 
 A complete handler (audio send-receive, a slider scales the samples)::
 
@@ -35,6 +37,23 @@ A complete handler (audio send-receive, a slider scales the samples)::
 `componentize-py -d wit -w handler-component componentize app -p . -o gain.wasm`
 builds the component (see `build.sh`). The host creates one instance per
 connection, so the attributes of your handler object are that connection's state.
+
+Turn-taking (FastRTC's `ReplyOnPause`): subclass `TurnTakingHandler`, implement
+`on_utterance` (the caller's whole utterance) and `next_audio` (the reply, chunk by
+chunk, then `None`), and export the `turns` interface too::
+
+    class Parrot(TurnTakingHandler):
+        def describe_turns(self):
+            return turn_taking(pause_ms=500)
+        def on_utterance(self, utterance): ...
+        def next_audio(self): ...
+        def on_interrupt(self): ...
+
+    Handler = export(Parrot)
+    Turns = export_turns(Parrot)
+
+Such a module is built against the `turn-taking-component` world (`-w
+turn-taking-component`; `build.sh` picks it when `app.py` assigns `Turns`).
 
 Shapes of the data (what componentize-py hands you):
 
@@ -78,6 +97,12 @@ from wit_world.imports.types import (
     VideoFrame,
 )
 
+try:
+    # Generated only for the `turn-taking-component` world.
+    from wit_world.exports.turns import TurnTaking
+except ImportError:
+    TurnTaking = None
+
 __all__ = [
     # WIT types
     "AudioFrame", "VideoFrame", "PixelFormat", "Modality", "Mode", "OutputKind",
@@ -92,6 +117,8 @@ __all__ = [
     "emit_outputs", "notify", "warn", "close_stream", "clear_audio",
     # the handler
     "StreamHandler", "export",
+    # turn-taking
+    "TurnTaking", "turn_taking", "TurnTakingHandler", "export_turns",
 ]
 
 # --- values ------------------------------------------------------------------
@@ -271,18 +298,27 @@ class StreamHandler:
         return None
 
 
+#: The handler object of this instance, per handler class (`export` and
+#: `export_turns` of one class share it).
+_instances = {}
+
+
+def _instance(handler_class: type) -> StreamHandler:
+    handler = _instances.get(handler_class)
+    if handler is None:
+        handler = _instances[handler_class] = handler_class()
+    return handler
+
+
 def export(handler_class: type) -> type:
     """The component's `handler` export, backed by one `handler_class()` per instance.
 
     Assign the result to a module-level name `Handler` in the app module that
     componentize-py builds: `Handler = export(MyHandler)`.
     """
-    state: List[StreamHandler] = []
 
     def this() -> StreamHandler:
-        if not state:
-            state.append(handler_class())
-        return state[0]
+        return _instance(handler_class)
 
     class Handler(exports.Handler):
         def describe(self) -> StreamSpec:
@@ -305,3 +341,96 @@ def export(handler_class: type) -> type:
 
     Handler.__qualname__ = Handler.__name__ = "Handler"
     return Handler
+
+
+# --- turn-taking -----------------------------------------------------------------
+
+
+def _needs_turns_world(what: str) -> None:
+    if TurnTaking is None:
+        raise RuntimeError(
+            f"{what} needs the bindings of the turn-taking-component world: build with "
+            "`-w turn-taking-component` (build.sh does when app.py assigns `Turns`)"
+        )
+
+
+def turn_taking(
+    pause_ms: int = 600,
+    min_speech_ms: int = 200,
+    max_utterance_ms: int = 30_000,
+    interruptible: bool = True,
+) -> "TurnTaking":
+    """Turn-taking settings; the defaults are the Rust SDK's `TurnTaking::default()`.
+
+    - `pause_ms` (100..=5000): silence after speech that ends the caller's turn;
+    - `min_speech_ms` (16..=2000): shorter sounds are not a turn;
+    - `max_utterance_ms` (1000..=60000): an utterance this long is handed over
+      without waiting for a pause;
+    - `interruptible`: whether the caller's speech cuts a reply (`on_interrupt`).
+    """
+    _needs_turns_world("turn_taking()")
+    return TurnTaking(
+        pause_ms=int(pause_ms),
+        min_speech_ms=int(min_speech_ms),
+        max_utterance_ms=int(max_utterance_ms),
+        interruptible=bool(interruptible),
+    )
+
+
+class TurnTakingHandler(StreamHandler):
+    """A voice handler with turn-taking (FastRTC's `ReplyOnPause`).
+
+    The host detects the caller's speech, calls `on_utterance` with each whole
+    utterance after the pause, then plays what `next_audio` returns until it
+    returns `None`; `on_audio` is not called. The stream must be audio
+    send-receive. Export both interfaces::
+
+        Handler = export(MyHandler)
+        Turns = export_turns(MyHandler)
+    """
+
+    def describe_turns(self) -> Optional["TurnTaking"]:
+        """Turn-taking settings (see `turn_taking`), or `None` to stay frame by frame.
+
+        Called once at load, after `describe`, in a throwaway instance. The default
+        is `turn_taking()`: a 600 ms pause, speech from 200 ms, 30 s at most,
+        interruptible.
+        """
+        return turn_taking()
+
+    def on_utterance(self, utterance: AudioFrame) -> None:
+        """The caller's whole utterance, mono, at the spec's `input_sample_rate`.
+
+        Prepare the reply here; the host then takes it from `next_audio` until
+        that returns `None`.
+        """
+
+    def on_interrupt(self) -> None:
+        """The caller spoke during an interruptible reply: the host already dropped
+        the audio it had queued; drop the rest of the reply."""
+
+
+def export_turns(handler_class: type) -> type:
+    """The component's `turns` export, sharing the handler object of `export`.
+
+    Assign the result to a module-level name `Turns`, next to `Handler`:
+    `Turns = export_turns(MyHandler)`. The handler class needs `describe_turns`,
+    `on_utterance` and `on_interrupt` (`TurnTakingHandler` has defaults).
+    """
+    _needs_turns_world("export_turns()")
+
+    def this():
+        return _instance(handler_class)
+
+    class Turns(exports.Turns):
+        def describe_turns(self) -> Optional["TurnTaking"]:
+            return this().describe_turns()
+
+        def on_utterance(self, utterance: AudioFrame) -> None:
+            this().on_utterance(utterance)
+
+        def on_interrupt(self) -> None:
+            this().on_interrupt()
+
+    Turns.__qualname__ = Turns.__name__ = "Turns"
+    return Turns

@@ -27,7 +27,7 @@ fn examples() -> PathBuf {
 }
 
 /// Path of a built language example, e.g. `python-gain`; builds them all on first use.
-fn built(name: &str) -> String {
+pub(crate) fn built(name: &str) -> String {
     static BUILD: OnceLock<Result<(), String>> = OnceLock::new();
     let result = BUILD.get_or_init(|| {
         let script = examples().join("build-languages.sh");

@@ -1,7 +1,8 @@
 //! Turn-taking end to end (FastRTC's `ReplyOnPause`): the `parrot` guest replies to
 //! each utterance of synthesized speech (espeak-ng) by playing it back, over a real
-//! WebRTC peer and a Twilio-style telephone socket. Timings are printed; assertions
-//! on time are generous bounds, never tight figures.
+//! WebRTC peer and a Twilio-style telephone socket; its Python and JavaScript twins
+//! (built by `examples-guests/build-languages.sh`) do the same. Timings are printed;
+//! assertions on time are generous bounds, never tight figures.
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use wasmrtc::media::mulaw;
-use wasmrtc::runtime::{AudioFrame, HostEvent, NotifyLevel};
+use wasmrtc::runtime::{AudioFrame, HandlerInstance, HostEvent, NotifyLevel, Value as Input};
 use wasmrtc::{Stream, StreamConfig};
 use wasmrtc_tests::peer::{self, AUDIO_RATE, AudioFeed, Media, PeerOptions, TestPeer};
 use wasmrtc_tests::{guests, signal, speech, test_runtime};
 
+use super::languages::built;
 use super::websocket::{self, Client};
 
 /// Longest wait for anything to happen.
@@ -107,9 +109,10 @@ fn percentile(values: &[Duration], p: usize) -> Duration {
     sorted[rank - 1]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
-    let (base, _stream) = serve_parrot().await;
+/// The parrot at `path` (Rust, Python or JavaScript) answers each of three sentences
+/// over WebRTC once, after the pause, with about as much audio as was spoken.
+async fn replies_once_per_sentence_over_webrtc(name: &str, path: &str) {
+    let (base, _stream) = peer::serve_guest(path, StreamConfig::default()).await;
     let (mut peer, feed) = connect_speaker(&base).await;
     // A moment of silence first, as a caller would.
     feed.push(&vec![0; AUDIO_RATE as usize / 2]);
@@ -136,7 +139,7 @@ async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
         let reply = &peer.audio()[before..];
         let replied = speech::seconds(reply, AUDIO_RATE);
         println!(
-            "sentence {}: {spoken:.2} s spoken, reply of {replied:.2} s began {} ms after the end of speech",
+            "{name}: sentence {}: {spoken:.2} s spoken, reply of {replied:.2} s began {} ms after the end of speech",
             i + 1,
             latency.as_millis()
         );
@@ -165,7 +168,7 @@ async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
         feed.wait_drained(WAIT).await.expect("silence sent");
     }
     println!(
-        "reply latency (end of speech -> first reply audio) over WebRTC: p50 {} ms, max {} ms",
+        "{name}: reply latency (end of speech -> first reply audio) over WebRTC: p50 {} ms, max {} ms",
         percentile(&latencies, 50).as_millis(),
         latencies.iter().max().unwrap().as_millis()
     );
@@ -175,8 +178,149 @@ async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
         .take(ONE_TURN.len() * SENTENCES.len())
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(turn_events(&peer.messages()), expected);
+    assert_eq!(turn_events(&peer.messages()), expected, "{name}");
     peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
+    replies_once_per_sentence_over_webrtc("parrot", guests::PARROT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
+    replies_once_per_sentence_over_webrtc("python-parrot", &built("python-parrot")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_parrot_replies_once_per_sentence_after_the_pause_over_webrtc() {
+    replies_once_per_sentence_over_webrtc("js-parrot", &built("js-parrot")).await;
+}
+
+/// The whole reply to `utterance`, chunk by chunk until `none`, the outputs emitted,
+/// and the mean time of a `next-audio` call.
+async fn reply_to(
+    inst: &mut HandlerInstance,
+    utterance: &AudioFrame,
+) -> (Vec<Vec<i16>>, Vec<Vec<Input>>, Duration) {
+    inst.on_utterance(utterance).await.expect("on-utterance");
+    let mut chunks = Vec::new();
+    let start = Instant::now();
+    while let Some(chunk) = inst.next_audio().await.expect("next-audio") {
+        assert_eq!((chunk.sample_rate, chunk.channels), (24_000, 1));
+        chunks.push(chunk.samples);
+        assert!(chunks.len() < 1_000, "the reply does not end");
+    }
+    let per_call = start.elapsed() / (chunks.len() as u32 + 1);
+    let outputs = inst
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            HostEvent::Outputs(values) => Some(values),
+            _ => None,
+        })
+        .collect();
+    (chunks, outputs, per_call)
+}
+
+/// The Python and JavaScript parrots describe the same stream and turn-taking as the
+/// Rust one and, through the runtime, reply with its samples (within one step of
+/// rounding) at several speeds, in chunks of at most 100 ms; an interruption drops
+/// the rest of a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn language_parrots_reply_like_the_rust_parrot() {
+    let runtime = test_runtime();
+    let rust = runtime
+        .load_file("parrot", guests::PARROT)
+        .await
+        .expect("parrot");
+    let mut twin = rust.instantiate("rust").await.unwrap();
+    let utterance = AudioFrame {
+        sample_rate: 16_000,
+        channels: 1,
+        samples: speech::sentence(SENTENCES[2], 16_000).expect("espeak-ng"),
+    };
+    for name in ["python-parrot", "js-parrot"] {
+        let path = built(name);
+        let parrot = runtime
+            .load_file(name, &path)
+            .await
+            .unwrap_or_else(|e| panic!("loading {path}: {e}"));
+        assert_eq!(parrot.spec(), rust.spec(), "{name}: spec");
+        assert_eq!(
+            parrot.turn_taking(),
+            rust.turn_taking(),
+            "{name}: turn-taking"
+        );
+        let mut inst = parrot.instantiate("c1").await.unwrap();
+        assert!(inst.has_turns(), "{name}");
+        for speed in [1.0, 0.5, 2.0, 0.75, 1.3] {
+            inst.set_inputs(&[Input::Number(speed)]).await.unwrap();
+            twin.set_inputs(&[Input::Number(speed)]).await.unwrap();
+            let (ours, heard, per_call) = reply_to(&mut inst, &utterance).await;
+            let (theirs, heard_rust, _) = reply_to(&mut twin, &utterance).await;
+            // Seconds in hundredths (a tie may round either way).
+            let seconds = |outputs: &[Vec<Input>]| -> Vec<f64> {
+                outputs
+                    .iter()
+                    .map(|o| match o[..] {
+                        [Input::Number(s)] => s,
+                        _ => panic!("{name}: outputs {o:?}"),
+                    })
+                    .collect()
+            };
+            let (heard, heard_rust) = (seconds(&heard), seconds(&heard_rust));
+            assert!(
+                heard.len() == 1
+                    && heard_rust.len() == 1
+                    && (heard[0] - heard_rust[0]).abs() < 0.011,
+                "{name}: heard {heard:?}, Rust {heard_rust:?} at speed {speed}"
+            );
+            assert!(
+                ours.iter().all(|c| !c.is_empty() && c.len() <= 2_400),
+                "{name}: chunks of {:?} samples",
+                ours.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+            let (ours, theirs) = (ours.concat(), theirs.concat());
+            // Rust and JavaScript step in f64 and may take one sample more or less at
+            // the end; Python steps exactly.
+            assert!(
+                ours.len().abs_diff(theirs.len()) <= 1,
+                "{name}: {} samples, Rust {} at speed {speed}",
+                ours.len(),
+                theirs.len()
+            );
+            let off = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+                .max()
+                .unwrap_or(0);
+            println!(
+                "{name}: speed {speed}: {} samples (Rust {}), largest difference {off}, {} µs per next-audio",
+                ours.len(),
+                theirs.len(),
+                per_call.as_micros()
+            );
+            // Speeds in steps of 0.05 are exact in Python; 1.3 in JavaScript.
+            assert!(
+                off <= 1,
+                "{name}: differs from Rust's parrot by {off} at speed {speed}"
+            );
+        }
+        inst.set_inputs(&[Input::Number(1.0)]).await.unwrap();
+        inst.on_utterance(&utterance).await.unwrap();
+        assert!(
+            inst.next_audio().await.unwrap().is_some(),
+            "{name}: a reply"
+        );
+        inst.on_interrupt().await.unwrap();
+        assert_eq!(
+            inst.next_audio().await.unwrap(),
+            None,
+            "{name}: the reply was dropped"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
