@@ -1,6 +1,8 @@
 //! Shared pieces of wasmrtc's end-to-end tests and benchmarks: paths of the example
-//! guests (built from source by `build.rs`) and signal measurements.
+//! guests (built from source by `build.rs`), the WebRTC test peer, checks of the
+//! example guests over it, and signal measurements.
 
+pub mod checks;
 pub mod peer;
 pub mod signal;
 pub mod speech;

@@ -209,26 +209,19 @@ impl AudioFeed {
 
     /// Queue `samples` (48 kHz mono) after what is queued.
     pub fn push(&self, samples: &[i16]) {
-        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.inner);
         state.queue.extend(samples);
         state.drained_at = None;
     }
 
     /// Samples still to send.
     pub fn queued(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .queue
-            .len()
+        lock(&self.inner).queue.len()
     }
 
     /// When the last queued sample was sent, once everything queued has been.
     pub fn drained_at(&self) -> Option<Instant> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drained_at
+        lock(&self.inner).drained_at
     }
 
     /// Wait until everything queued has been sent; when the last sample went out.
@@ -239,7 +232,7 @@ impl AudioFeed {
 
     /// The next 20 ms packet's samples: queued audio, padded with silence.
     fn next_packet(&self) -> Vec<i16> {
-        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.inner);
         let n = state.queue.len().min(AUDIO_FRAME);
         let mut pcm: Vec<i16> = state.queue.drain(..n).collect();
         if n > 0 && state.queue.is_empty() {
@@ -273,6 +266,11 @@ impl std::fmt::Display for Rejected {
 }
 
 impl std::error::Error for Rejected {}
+
+/// Lock `mutex`, also when a panicking task poisoned it (what it holds stays usable).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A fresh `webrtc_id` (unique in this process, random across processes).
 pub fn new_webrtc_id() -> String {
@@ -452,11 +450,20 @@ impl PeerConnectionEventHandler for Handler {
                 _ => {}
             }
         });
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(task);
+        lock(&self.tasks).push(task);
     }
+}
+
+/// The next RTP packet of `track`; `None` once it has ended.
+async fn next_packet(track: &dyn TrackRemote) -> Option<rtc::rtp::Packet> {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(p) => return Some(p),
+            TrackRemoteEvent::OnEnded => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
@@ -464,12 +471,7 @@ async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
         return;
     };
     let mut next_seq: Option<u16> = None;
-    while let Some(event) = track.poll().await {
-        let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(p) => p,
-            TrackRemoteEvent::OnEnded => break,
-            _ => continue,
-        };
+    while let Some(packet) = next_packet(track.as_ref()).await {
         received.audio_packets.fetch_add(1, Ordering::Relaxed);
         let seq = packet.header.sequence_number;
         let mut pcm = Vec::new();
@@ -491,15 +493,11 @@ async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
         if let Ok(buf) = decoder.decode(Some(&packet.payload)) {
             pcm.extend_from_slice(&buf.samples);
         }
-        let mut audio = received.audio.lock().unwrap_or_else(|e| e.into_inner());
+        let mut audio = lock(&received.audio);
         audio.extend_from_slice(&pcm);
         let total = audio.len();
         drop(audio);
-        received
-            .audio_arrivals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((Instant::now(), total));
+        lock(&received.audio_arrivals).push((Instant::now(), total));
     }
 }
 
@@ -573,12 +571,7 @@ async fn read_video(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
     let mut assembler = Vp8Assembler::default();
     let mut waiting_keyframe = true;
     let mut last_pli: Option<Instant> = None;
-    while let Some(event) = track.poll().await {
-        let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(p) => p,
-            TrackRemoteEvent::OnEnded => break,
-            _ => continue,
-        };
+    while let Some(packet) = next_packet(track.as_ref()).await {
         received.video_packets.fetch_add(1, Ordering::Relaxed);
         let ssrc = packet.header.ssrc;
         let mut need_keyframe = false;
@@ -597,8 +590,7 @@ async fn read_video(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
                     match decoder.decode(&frame, ts) {
                         Ok(Some(picture)) => {
                             waiting_keyframe = false;
-                            let mut pictures =
-                                received.pictures.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut pictures = lock(&received.pictures);
                             if pictures.len() == KEEP_PICTURES {
                                 pictures.pop_front();
                             }
@@ -662,23 +654,34 @@ pub fn mean_luma(picture: &Picture, rows: std::ops::Range<u32>) -> f64 {
     sum as f64 / n as f64
 }
 
-fn opus_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn vp8_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
+/// The codec the peer offers for `kind` (Opus for audio, VP8 for video), with its
+/// payload type.
+fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
+    let (rtp_codec, payload_type) = match kind {
+        RtpCodecKind::Audio => (
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                rtcp_feedback: vec![],
+            },
+            OPUS_PT,
+        ),
+        _ => (
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            VP8_PT,
+        ),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec,
+        payload_type,
     }
 }
 
@@ -711,6 +714,14 @@ fn local_track(
     )?))
 }
 
+/// Connect to the stream at `base` with these audio and video directions, the other
+/// options default; panics if the connection does not come up.
+pub async fn connect(base: &str, audio: Media, video: Media) -> TestPeer {
+    TestPeer::connect(base, PeerOptions::new(audio, video))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {base}: {e:#}"))
+}
+
 /// A WebRTC client of one wasmrtc stream.
 pub struct TestPeer {
     pc: Arc<dyn PeerConnection>,
@@ -733,20 +744,9 @@ impl TestPeer {
         let webrtc_id = options.webrtc_id.clone().unwrap_or_else(new_webrtc_id);
 
         let mut media_engine = MediaEngine::default();
-        media_engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
-                payload_type: OPUS_PT,
-            },
-            RtpCodecKind::Audio,
-        )?;
-        media_engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: vp8_codec(),
-                payload_type: VP8_PT,
-            },
-            RtpCodecKind::Video,
-        )?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            media_engine.register_codec(codec(kind), kind)?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
 
         let received = Arc::new(Received::default());
@@ -772,8 +772,8 @@ impl TestPeer {
 
         // From here on, close the connection on any failure.
         let peer = async {
-            let mut audio_track = None;
-            let mut video_track = None;
+            // The tracks the peer sends on: (kind, track, sender, SSRC).
+            let mut outgoing = Vec::new();
             for (kind, media) in [
                 (RtpCodecKind::Audio, options.audio),
                 (RtpCodecKind::Video, options.video),
@@ -787,12 +787,7 @@ impl TestPeer {
                 };
                 if media.sends() {
                     let ssrc = rand_ssrc();
-                    let codec = if kind == RtpCodecKind::Audio {
-                        opus_codec()
-                    } else {
-                        vp8_codec()
-                    };
-                    let track = local_track(kind, codec, ssrc)?;
+                    let track = local_track(kind, codec(kind).rtp_codec, ssrc)?;
                     let transceiver = pc
                         .add_transceiver_from_track(
                             track.clone() as Arc<dyn TrackLocal>,
@@ -803,11 +798,7 @@ impl TestPeer {
                         .sender()
                         .await?
                         .ok_or_else(|| anyhow!("transceiver has no sender"))?;
-                    if kind == RtpCodecKind::Audio {
-                        audio_track = Some((track, sender, ssrc));
-                    } else {
-                        video_track = Some((track, sender, ssrc));
-                    }
+                    outgoing.push((kind, track, sender, ssrc));
                 } else {
                     pc.add_transceiver_from_kind(kind, Some(init)).await?;
                 }
@@ -841,10 +832,10 @@ impl TestPeer {
             };
             pc.set_remote_description(RTCSessionDescription::answer(answer)?)
                 .await?;
-            Ok::<_, anyhow::Error>((channel, audio_track, video_track))
+            Ok::<_, anyhow::Error>((channel, outgoing))
         }
         .await;
-        let (channel, audio_track, video_track) = match peer {
+        let (channel, outgoing) = match peer {
             Ok(p) => p,
             Err(e) => {
                 let _ = pc.close().await;
@@ -869,17 +860,13 @@ impl TestPeer {
                         DataChannelEvent::OnMessage(m) => {
                             let text = String::from_utf8_lossy(&m.data).into_owned();
                             let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                            received
-                                .messages
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(value);
+                            lock(&received.messages).push(value);
                         }
                         _ => {}
                     }
                 }
             });
-            tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+            lock(&tasks).push(task);
         }
 
         let mut peer = TestPeer {
@@ -904,36 +891,21 @@ impl TestPeer {
             );
         }
 
-        if let Some((track, sender, ssrc)) = audio_track {
-            let pt = payload_type(&sender, OPUS_PT).await;
-            let task = tokio::spawn(send_audio(
-                track,
-                ssrc,
-                pt,
-                options.clone(),
-                peer.received.clone(),
-            ));
-            peer.push_task(task);
-        }
-        if let Some((track, sender, ssrc)) = video_track {
-            let pt = payload_type(&sender, VP8_PT).await;
-            let task = tokio::spawn(send_video(
-                track,
-                ssrc,
-                pt,
-                options.clone(),
-                peer.received.clone(),
-            ));
-            peer.push_task(task);
+        for (kind, track, sender, ssrc) in outgoing {
+            let pt = payload_type(&sender, codec(kind).payload_type).await;
+            let (options, received) = (options.clone(), peer.received.clone());
+            peer.push_task(tokio::spawn(async move {
+                match kind {
+                    RtpCodecKind::Audio => send_audio(track, ssrc, pt, options, received).await,
+                    _ => send_video(track, ssrc, pt, options, received).await,
+                }
+            }));
         }
         Ok(peer)
     }
 
     fn push_task(&self, task: JoinHandle<()>) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(task);
+        lock(&self.tasks).push(task);
     }
 
     async fn wait_connected(&mut self, timeout: Duration) -> anyhow::Result<()> {
@@ -992,11 +964,7 @@ impl TestPeer {
 
     /// Every data-channel message received so far.
     pub fn messages(&self) -> Vec<Value> {
-        self.received
-            .messages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.received.messages).clone()
     }
 
     /// Wait for a data-channel message (received before or after the call) matching
@@ -1008,11 +976,7 @@ impl TestPeer {
     ) -> Option<Value> {
         let mut found = None;
         poll_until(timeout, || {
-            found = self
-                .received
-                .messages
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            found = lock(&self.received.messages)
                 .iter()
                 .find(|m| pred(m))
                 .cloned();
@@ -1032,20 +996,12 @@ impl TestPeer {
 
     /// Decoded remote audio so far (48 kHz mono).
     pub fn audio(&self) -> Vec<i16> {
-        self.received
-            .audio
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.received.audio).clone()
     }
 
     /// Number of remote audio samples decoded so far.
     pub fn audio_len(&self) -> usize {
-        self.received
-            .audio
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        lock(&self.received.audio).len()
     }
 
     /// Wait until at least `samples` remote audio samples were decoded; whether they were.
@@ -1053,13 +1009,29 @@ impl TestPeer {
         poll_until(timeout, || self.audio_len() >= samples).await
     }
 
+    /// RMS of the remote audio samples `range`, once they have arrived; panics if they
+    /// do not within `timeout`.
+    pub async fn level(&self, range: std::ops::Range<usize>, timeout: Duration) -> f64 {
+        assert!(
+            self.wait_audio(range.end, timeout).await,
+            "audio stopped: {} samples, waited for {}",
+            self.audio_len(),
+            range.end
+        );
+        crate::signal::rms(&self.audio()[range])
+    }
+
+    /// RMS of one second of remote audio starting half a second after sample `from` (the
+    /// half second skipped is audio already on its way); see [`TestPeer::level`].
+    pub async fn level_after(&self, from: usize, timeout: Duration) -> f64 {
+        let rate = AUDIO_RATE as usize;
+        self.level(from + rate / 2..from + 3 * rate / 2, timeout)
+            .await
+    }
+
     /// When each remote audio packet arrived, with the number of samples decoded by then.
     pub fn audio_arrivals(&self) -> Vec<(Instant, usize)> {
-        self.received
-            .audio_arrivals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.received.audio_arrivals).clone()
     }
 
     /// Remote audio RTP packets received.
@@ -1089,13 +1061,7 @@ impl TestPeer {
 
     /// The last decoded remote pictures (I420), oldest first.
     pub fn pictures(&self) -> Vec<Picture> {
-        self.received
-            .pictures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        lock(&self.received.pictures).iter().cloned().collect()
     }
 
     /// Wait until at least `frames` remote pictures were decoded; whether they were.
@@ -1113,19 +1079,19 @@ impl TestPeer {
         Outputs::open(&self.base, &self.webrtc_id).await
     }
 
+    /// Stop the peer's tasks (sending, reading, the data channel's).
+    fn abort_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
     /// Stop sending and close the connection.
     pub async fn close(&mut self) {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.abort_tasks();
         let _ = self.channel.close().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pc.close()).await;
     }
@@ -1133,14 +1099,7 @@ impl TestPeer {
 
 impl Drop for TestPeer {
     fn drop(&mut self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
+        self.abort_tasks();
     }
 }
 

@@ -29,6 +29,13 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
+/// Frequency and level of `samples` after the first `skip` (e.g. the start of an echo
+/// that may still be settling).
+pub fn measure(samples: &[i16], skip: usize, sample_rate: u32) -> (f64, f64) {
+    let tail = &samples[skip.min(samples.len())..];
+    (frequency(tail, sample_rate), rms(tail))
+}
+
 /// `n` samples of a sine at `freq` Hz and `amplitude`, starting at sample `offset`.
 pub fn sine(freq: f64, amplitude: f64, sample_rate: u32, offset: usize, n: usize) -> Vec<i16> {
     (offset..offset + n)

@@ -10,10 +10,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::json;
-use wasmrtc::{Stream, StreamConfig, Transport};
-use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer, mean_luma, test_pattern};
-use wasmrtc_tests::signal;
+use wasmrtc::{Stream, StreamConfig};
+use wasmrtc_tests::checks;
+use wasmrtc_tests::peer::{self, Media};
 
 use wasmrtc::runtime::{
     AudioFrame, HandlerComponent, HandlerInstance, HostEvent, InstanceLimits, Modality, Mode,
@@ -358,68 +357,24 @@ const RATE: usize = peer::AUDIO_RATE as usize;
 
 /// A server on 127.0.0.1 streaming the built language example `name`: its base URL.
 async fn serve(name: &str) -> (String, Stream) {
-    let transport =
-        Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind the UDP socket");
-    let stream = Stream::new(load(name).await, transport, StreamConfig::default());
-    let (addr, _server) = peer::serve(stream.clone()).await;
-    (format!("http://{addr}"), stream)
-}
-
-async fn connect(base: &str, audio: Media, video: Media) -> TestPeer {
-    TestPeer::connect(base, PeerOptions::new(audio, video))
-        .await
-        .expect("connect")
+    peer::serve_guest(&built(name), StreamConfig::default()).await
 }
 
 /// The client's sine comes back at its level, then at a quarter of it after `gain` 0.25.
 async fn gain_over_webrtc(name: &str) {
     let (base, _stream) = serve(name).await;
-    let mut client = connect(&base, Media::SendRecv, Media::None).await;
-    assert!(
-        client.wait_audio(2 * RATE, WAIT).await,
-        "{name}: only {} samples back",
-        client.audio_len()
-    );
-    let before = signal::rms(&client.audio()[RATE / 2..2 * RATE]);
-
-    let (status, reply) = client.set_input(json!({"gain": 0.25})).await.unwrap();
-    assert_eq!(
-        (status, reply),
-        (200, json!({"status": "success"})),
-        "{name}"
-    );
-    let from = client.audio_len();
-    assert!(
-        client.wait_audio(from + 3 * RATE / 2, WAIT).await,
-        "{name}: audio stopped after the input"
-    );
-    let after = signal::rms(&client.audio()[from + RATE / 2..from + 3 * RATE / 2]);
-    let ratio = after / before;
-    eprintln!("{name}: rms {before:.0} -> {after:.0} (ratio {ratio:.3})");
-    assert!(before > 2000.0, "{name}: level at gain 1: {before:.0}");
-    assert!(
-        (ratio - 0.25).abs() < 0.05,
-        "{name}: level {before:.0} -> {after:.0}: ratio {ratio:.3}, expected 0.25"
-    );
+    let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
+    let before = client.level(RATE / 2..2 * RATE, WAIT).await;
+    checks::quarter_gain(&client, before, name, WAIT).await;
     client.close().await;
 }
 
 /// The mean luma of the client's video arrives over SSE.
 async fn brightness_over_webrtc(name: &str) {
     let (base, _stream) = serve(name).await;
-    let mut client = connect(&base, Media::None, Media::Send).await;
+    let mut client = peer::connect(&base, Media::None, Media::Send).await;
     let mut outputs = client.outputs().await.unwrap();
-    let output = outputs.next(WAIT).await.expect("an output event");
-    let brightness = output
-        .get("brightness")
-        .and_then(serde_json::Value::as_f64)
-        .unwrap_or_else(|| panic!("{name}: output without brightness: {output}"));
-    let expected = mean_luma(&test_pattern(320, 240, 30, 0), 0..240);
-    eprintln!("{name}: brightness {brightness:.1} (frames sent: {expected:.1})");
-    assert!(
-        (brightness - expected).abs() < 10.0,
-        "{name}: brightness {brightness:.1}, frames sent have mean luma {expected:.1}"
-    );
+    checks::reported_brightness(&mut outputs, name, WAIT).await;
     client.close().await;
 }
 
@@ -446,22 +401,7 @@ async fn javascript_brightness_over_webrtc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_flip_over_webrtc() {
     let (base, _stream) = serve("c-flip").await;
-    let mut client = connect(&base, Media::None, Media::SendRecv).await;
-    assert!(
-        client.wait_video(10, WAIT).await,
-        "{} frames back ({} packets) for {} sent",
-        client.video_frames(),
-        client.video_packets(),
-        client.video_sent()
-    );
-    let picture = client.pictures().pop().expect("a picture");
-    assert_eq!((picture.width, picture.height), (320, 240));
-    // The test pattern is bright on top and dark below: flipped, dark on top.
-    let (top, bottom) = (mean_luma(&picture, 0..120), mean_luma(&picture, 120..232));
-    eprintln!("c-flip: luma top {top:.1}, bottom {bottom:.1}");
-    assert!(
-        top < 60.0 && bottom > 180.0,
-        "not flipped: top {top:.0}, bottom {bottom:.0}"
-    );
+    let mut client = peer::connect(&base, Media::None, Media::SendRecv).await;
+    checks::flipped_video(&client, "c-flip", WAIT).await;
     client.close().await;
 }

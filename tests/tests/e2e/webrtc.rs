@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use wasmrtc::runtime::{HandlerComponent, InstanceLimits};
 use wasmrtc::{Stream, StreamConfig, Transport};
 use wasmrtc_tests::peer::{
-    self, Media, Outputs, PeerOptions, Rejected, TestPeer, mean_luma, test_pattern,
+    self, Media, Outputs, PeerOptions, Rejected, TestPeer, mean_luma, serve_guest, test_pattern,
 };
-use wasmrtc_tests::{guests, signal, test_runtime};
+use wasmrtc_tests::{checks, guests, signal, test_runtime};
 
 /// Longest wait for anything to happen.
 const WAIT: Duration = Duration::from_secs(15);
@@ -24,17 +24,19 @@ fn transport() -> Transport {
     Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind the UDP socket")
 }
 
-/// A stream of the guest at `path`, served at the root of a fresh server: (base URL, stream).
-async fn serve(path: &str, config: StreamConfig) -> (String, Stream) {
-    let stream = Stream::new(component("stream", path).await, transport(), config);
-    let (addr, _server) = peer::serve(stream.clone()).await;
-    (format!("http://{addr}"), stream)
-}
-
-async fn connect(base: &str, audio: Media, video: Media) -> TestPeer {
-    TestPeer::connect(base, PeerOptions::new(audio, video))
-        .await
-        .expect("connect")
+/// `hostile-loop` on `transport`, with a CPU budget of 20 ms a call: its first frame
+/// fails.
+async fn looping(transport: Transport) -> Stream {
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let component = component("hostile", guests::HOSTILE_LOOP).await;
+    Stream::new(
+        component.with_limits(limits),
+        transport,
+        StreamConfig::default(),
+    )
 }
 
 fn rejection(result: anyhow::Result<TestPeer>) -> Rejected {
@@ -49,8 +51,8 @@ fn rejection(result: anyhow::Result<TestPeer>) -> Rejected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_returns_the_sine_and_answers_on_the_data_channel() {
-    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    let (base, _stream) = serve_guest(guests::ECHO, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
 
     client.send_text("handshake").await.unwrap();
     let expected = json!({"type": "log", "data": "Server received: handshake"});
@@ -67,10 +69,7 @@ async fn echo_returns_the_sine_and_answers_on_the_data_channel() {
         client.audio_len(),
         client.audio_sent()
     );
-    let audio = client.audio();
-    let tail = &audio[RATE / 2..];
-    let f = signal::frequency(tail, peer::AUDIO_RATE);
-    let rms = signal::rms(tail);
+    let (f, rms) = signal::measure(&client.audio(), RATE / 2, peer::AUDIO_RATE);
     eprintln!("echo: {f:.1} Hz, rms {rms:.0}");
     assert!((f - 1000.0).abs() < 20.0, "echoed frequency {f:.1} Hz");
     assert!(
@@ -83,8 +82,8 @@ async fn echo_returns_the_sine_and_answers_on_the_data_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gain_input_scales_the_returned_level() {
-    let (base, _stream) = serve(guests::GAIN, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    let (base, _stream) = serve_guest(guests::GAIN, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
     assert!(
         client.wait_message_type(WAIT, "send_input").await.is_some(),
         "no send_input; messages: {:?}",
@@ -92,12 +91,7 @@ async fn gain_input_scales_the_returned_level() {
     );
 
     // Gain 1 (the default): 1.5 s of audio, the first 0.5 s skipped.
-    assert!(
-        client.wait_audio(2 * RATE, WAIT).await,
-        "only {} samples back",
-        client.audio_len()
-    );
-    let before = signal::rms(&client.audio()[RATE / 2..2 * RATE]);
+    let before = client.level(RATE / 2..2 * RATE, WAIT).await;
 
     // Values are checked against the declared input: 422 naming the field.
     let (status, reply) = client.set_input(json!({"gain": 5.0})).await.unwrap();
@@ -115,45 +109,23 @@ async fn gain_input_scales_the_returned_level() {
         "{reply}"
     );
 
-    let (status, reply) = client.set_input(json!({"gain": 0.25})).await.unwrap();
-    assert_eq!((status, reply), (200, json!({"status": "success"})));
-    let from = client.audio_len();
-    // Skip 0.5 s for the audio already on its way, then measure 1 s.
-    assert!(
-        client.wait_audio(from + 3 * RATE / 2, WAIT).await,
-        "audio stopped after the input"
-    );
-    let after = signal::rms(&client.audio()[from + RATE / 2..from + 3 * RATE / 2]);
-
-    let ratio = after / before;
-    eprintln!("gain: rms {before:.0} -> {after:.0} (ratio {ratio:.3})");
-    assert!(before > 2000.0, "level at gain 1: {before:.0}");
-    assert!(
-        (ratio - 0.25).abs() < 0.05,
-        "level {before:.0} -> {after:.0}: ratio {ratio:.3}, expected 0.25"
-    );
+    checks::quarter_gain(&client, before, "gain", WAIT).await;
     client.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tone_reaches_a_receive_only_client() {
-    let (base, _stream) = serve(guests::TONE, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::Recv, Media::None).await;
+    let (base, _stream) = serve_guest(guests::TONE, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::Recv, Media::None).await;
     assert!(
         client.wait_audio(2 * RATE, WAIT).await,
         "only {} samples of tone",
         client.audio_len()
     );
-    let audio = client.audio();
-    let tail = &audio[RATE / 2..];
-    let f = signal::frequency(tail, peer::AUDIO_RATE);
-    eprintln!("tone: {f:.1} Hz, rms {:.0}", signal::rms(tail));
+    let (f, rms) = signal::measure(&client.audio(), RATE / 2, peer::AUDIO_RATE);
+    eprintln!("tone: {f:.1} Hz, rms {rms:.0}");
     assert!((f - 440.0).abs() < 10.0, "tone at {f:.1} Hz");
-    assert!(
-        signal::rms(tail) > 2000.0,
-        "tone level {:.0}",
-        signal::rms(tail)
-    );
+    assert!(rms > 2000.0, "tone level {rms:.0}");
     assert_eq!(
         client.audio_sent(),
         0,
@@ -167,8 +139,8 @@ async fn a_handler_warns_then_ends_its_stream() {
     // `tone` with a duration calls `notify(warning)` a second before the end, then
     // `close-stream`: the client gets FastRTC's `warning`, then `end_stream`, and the
     // audio stops after about the duration.
-    let (base, stream) = serve(guests::TONE, StreamConfig::default()).await;
-    let client = connect(&base, Media::Recv, Media::None).await;
+    let (base, stream) = serve_guest(guests::TONE, StreamConfig::default()).await;
+    let client = peer::connect(&base, Media::Recv, Media::None).await;
     let (status, reply) = client.set_input(json!({"duration": 2.0})).await.unwrap();
     assert_eq!(status, 200, "{reply}");
     let warning = client
@@ -216,8 +188,8 @@ fn column_luma(picture: &wasmrtc::media::Picture, cols: std::ops::Range<usize>) 
 async fn bars_are_generated_for_a_receive_only_client() {
     // Video receive: `next-video` paced by the host at the declared 15 fps; the client
     // sends no video. The first bar is white, the last black; the slider dims them.
-    let (base, _stream) = serve(guests::BARS, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::None, Media::Recv).await;
+    let (base, _stream) = serve_guest(guests::BARS, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::None, Media::Recv).await;
     assert!(
         client.wait_video(10, WAIT).await,
         "{} frames received",
@@ -260,8 +232,8 @@ async fn bars_are_generated_for_a_receive_only_client() {
 async fn meter_reports_the_level_and_pitch_of_the_sent_audio() {
     // Audio send: `on-audio` only, outputs over SSE, no audio back. The peer sends a
     // 1 kHz sine of peak 8000: -15.3 dBFS.
-    let (base, _stream) = serve(guests::METER, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::Send, Media::None).await;
+    let (base, _stream) = serve_guest(guests::METER, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::Send, Media::None).await;
     let mut outputs = client.outputs().await.unwrap();
     let mut last = None;
     // Skip the first windows (they may hold the start of the stream).
@@ -289,36 +261,18 @@ async fn meter_reports_the_level_and_pitch_of_the_sent_audio() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flip_returns_the_video_upside_down() {
-    let (base, _stream) = serve(guests::FLIP, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::None, Media::SendRecv).await;
-    assert!(
-        client.wait_video(10, WAIT).await,
-        "{} frames back ({} packets) for {} sent",
-        client.video_frames(),
-        client.video_packets(),
-        client.video_sent()
-    );
+    let (base, _stream) = serve_guest(guests::FLIP, StreamConfig::default()).await;
     let sent = test_pattern(320, 240, 0, 0);
     assert!(mean_luma(&sent, 8..120) > 200.0 && mean_luma(&sent, 120..240) < 30.0);
-
-    let picture = client.pictures().pop().expect("a picture");
-    assert_eq!((picture.width, picture.height), (320, 240));
-    let (top, bottom) = (mean_luma(&picture, 0..120), mean_luma(&picture, 120..232));
-    eprintln!(
-        "flip: {} frames back, luma top {top:.1}, bottom {bottom:.1}",
-        client.video_frames()
-    );
-    assert!(
-        top < 60.0 && bottom > 180.0,
-        "not flipped: top {top:.0}, bottom {bottom:.0}"
-    );
+    let mut client = peer::connect(&base, Media::None, Media::SendRecv).await;
+    checks::flipped_video(&client, "flip", WAIT).await;
     client.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brightness_is_reported_on_the_channel_and_over_sse() {
-    let (base, _stream) = serve(guests::BRIGHTNESS, StreamConfig::default()).await;
-    let mut client = connect(&base, Media::None, Media::Send).await;
+    let (base, _stream) = serve_guest(guests::BRIGHTNESS, StreamConfig::default()).await;
+    let mut client = peer::connect(&base, Media::None, Media::Send).await;
     let mut outputs = client.outputs().await.unwrap();
 
     assert!(
@@ -329,17 +283,7 @@ async fn brightness_is_reported_on_the_channel_and_over_sse() {
         "no fetch_output; messages: {:?}",
         client.messages()
     );
-    let output = outputs.next(WAIT).await.expect("an output event");
-    let brightness = output
-        .get("brightness")
-        .and_then(Value::as_f64)
-        .unwrap_or_else(|| panic!("output without brightness: {output}"));
-    let expected = mean_luma(&test_pattern(320, 240, 30, 0), 0..240);
-    eprintln!("brightness: {brightness:.1} (frames sent: {expected:.1})");
-    assert!(
-        (brightness - expected).abs() < 10.0,
-        "brightness {brightness:.1}, frames sent have mean luma {expected:.1}"
-    );
+    checks::reported_brightness(&mut outputs, "brightness", WAIT).await;
     assert_eq!(
         client.video_packets(),
         0,
@@ -370,18 +314,8 @@ async fn brightness_is_reported_on_the_channel_and_over_sse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_handler_errors_while_another_stream_keeps_echoing() {
-    let limits = InstanceLimits {
-        cpu_per_call: Duration::from_millis(20),
-        ..Default::default()
-    };
     let shared = transport();
-    let hostile = Stream::new(
-        component("hostile", guests::HOSTILE_LOOP)
-            .await
-            .with_limits(limits),
-        shared.clone(),
-        StreamConfig::default(),
-    );
+    let hostile = looping(shared.clone()).await;
     let echo = Stream::new(
         component("echo", guests::ECHO).await,
         shared,
@@ -390,13 +324,14 @@ async fn a_looping_handler_errors_while_another_stream_keeps_echoing() {
     let router = hostile.mount(echo.mount(axum::Router::new(), "/b"), "/a");
     let (addr, _server) = peer::serve_router(router).await;
 
-    let mut benign = connect(&format!("http://{addr}/b"), Media::SendRecv, Media::None).await;
+    let mut benign = peer::connect(&format!("http://{addr}/b"), Media::SendRecv, Media::None).await;
     assert!(
         benign.wait_audio(RATE / 2, WAIT).await,
         "echo did not start"
     );
 
-    let mut looping = connect(&format!("http://{addr}/a"), Media::SendRecv, Media::None).await;
+    let mut looping =
+        peer::connect(&format!("http://{addr}/a"), Media::SendRecv, Media::None).await;
     let error = looping.wait_message_type(WAIT, "error").await;
     let error =
         error.unwrap_or_else(|| panic!("no error message; messages: {:?}", looping.messages()));
@@ -429,7 +364,7 @@ async fn a_looping_handler_errors_while_another_stream_keeps_echoing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_signaling_rejects_a_body_without_webrtc_id() {
-    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let (base, _stream) = serve_guest(guests::ECHO, StreamConfig::default()).await;
     let (status, reply) = peer::post_offer(&base, &json!({"sdp": "v=0\r\n", "type": "offer"}))
         .await
         .unwrap();
@@ -447,7 +382,7 @@ async fn webrtc_signaling_garbage_sdp_releases_its_slot() {
         concurrency_limit: Some(1),
         ..Default::default()
     };
-    let (base, stream) = serve(guests::ECHO, config).await;
+    let (base, stream) = serve_guest(guests::ECHO, config).await;
     let body = json!({"sdp": "this is not SDP", "type": "offer", "webrtc_id": "garbage"});
     let (status, reply) = peer::post_offer(&base, &body).await.unwrap();
     assert_ne!(
@@ -462,7 +397,7 @@ async fn webrtc_signaling_garbage_sdp_releases_its_slot() {
     );
     assert_eq!(stream.active_connections(), 0);
 
-    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
     assert!(
         client.wait_audio(RATE / 2, WAIT).await,
         "no echo after the bad offer"
@@ -472,7 +407,7 @@ async fn webrtc_signaling_garbage_sdp_releases_its_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_signaling_refuses_a_reused_webrtc_id() {
-    let (base, _stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let (base, _stream) = serve_guest(guests::ECHO, StreamConfig::default()).await;
     let options = PeerOptions {
         webrtc_id: Some("twice".into()),
         ..PeerOptions::new(Media::SendRecv, Media::None)
@@ -492,7 +427,7 @@ async fn webrtc_signaling_refuses_a_reused_webrtc_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_signaling_refuses_video_to_an_audio_stream() {
-    let (base, stream) = serve(guests::ECHO, StreamConfig::default()).await;
+    let (base, stream) = serve_guest(guests::ECHO, StreamConfig::default()).await;
     let rejected = rejection(
         TestPeer::connect(&base, PeerOptions::new(Media::SendRecv, Media::SendRecv)).await,
     );
@@ -511,8 +446,8 @@ async fn webrtc_signaling_enforces_the_concurrency_limit() {
         concurrency_limit: Some(1),
         ..Default::default()
     };
-    let (base, stream) = serve(guests::ECHO, config).await;
-    let mut first = connect(&base, Media::SendRecv, Media::None).await;
+    let (base, stream) = serve_guest(guests::ECHO, config).await;
+    let mut first = peer::connect(&base, Media::SendRecv, Media::None).await;
     assert_eq!(stream.active_connections(), 1);
 
     let rejected =
@@ -529,7 +464,7 @@ async fn webrtc_signaling_enforces_the_concurrency_limit() {
         "the closed connection still holds its slot ({} active)",
         stream.active_connections()
     );
-    let mut third = connect(&base, Media::SendRecv, Media::None).await;
+    let mut third = peer::connect(&base, Media::SendRecv, Media::None).await;
     assert!(
         third.wait_audio(RATE / 2, WAIT).await,
         "no echo for the admitted client"
@@ -541,17 +476,7 @@ async fn webrtc_signaling_enforces_the_concurrency_limit() {
 /// on the first packet, before the data channel has opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_failing_before_the_channel_opens_still_reports_its_error() {
-    let limits = InstanceLimits {
-        cpu_per_call: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let stream = Stream::new(
-        component("hostile", guests::HOSTILE_LOOP)
-            .await
-            .with_limits(limits),
-        transport(),
-        StreamConfig::default(),
-    );
+    let stream = looping(transport()).await;
     let (addr, _server) = peer::serve(stream.clone()).await;
     let options = PeerOptions {
         media_after_channel: false,
@@ -575,10 +500,10 @@ async fn a_handler_that_keeps_failing_is_refused_for_a_while() {
     // The trap handler dies on its first frame; after THRESHOLD such deaths in a row,
     // new offers are refused (no handshake, no instance) with a readable reason, while
     // another stream of the same host keeps admitting.
-    let (base, stream) = serve(guests::HOSTILE_TRAP, StreamConfig::default()).await;
-    let (echo, _echo) = serve(guests::ECHO, StreamConfig::default()).await;
+    let (base, stream) = serve_guest(guests::HOSTILE_TRAP, StreamConfig::default()).await;
+    let (echo, _echo) = serve_guest(guests::ECHO, StreamConfig::default()).await;
     for i in 0..THRESHOLD {
-        let mut client = connect(&base, Media::SendRecv, Media::None).await;
+        let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
         assert!(
             client.wait_message_type(WAIT, "error").await.is_some(),
             "connection {i}: no error; messages: {:?}",
@@ -621,7 +546,7 @@ async fn a_handler_that_keeps_failing_is_refused_for_a_while() {
     let reply = reply.expect("a reply before the close");
     assert_eq!(reply["meta"]["error"], "handler_unavailable", "{reply}");
     assert_eq!(close_code, Some(1013));
-    let mut healthy = connect(&echo, Media::SendRecv, Media::None).await;
+    let mut healthy = peer::connect(&echo, Media::SendRecv, Media::None).await;
     assert!(
         healthy.wait_audio(RATE / 2, WAIT).await,
         "the other stream stopped admitting"
@@ -635,8 +560,8 @@ async fn the_time_limit_warns_then_ends_the_stream() {
         time_limit: Some(Duration::from_secs(3)),
         ..Default::default()
     };
-    let (base, stream) = serve(guests::ECHO, config).await;
-    let mut client = connect(&base, Media::SendRecv, Media::None).await;
+    let (base, stream) = serve_guest(guests::ECHO, config).await;
+    let mut client = peer::connect(&base, Media::SendRecv, Media::None).await;
     assert!(
         client.wait_message_type(WAIT, "warning").await.is_some(),
         "no warning"
