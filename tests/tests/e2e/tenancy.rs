@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmrtc::Transport;
 use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants, TokenHash, token_sha256};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{guests, signal, test_runtime, wasmrtc_bin};
+use wasmrtc_tests::{guests, test_runtime, wasmrtc_bin};
 
 const WAIT: Duration = Duration::from_secs(20);
 const RATE: usize = peer::AUDIO_RATE as usize;
@@ -115,47 +115,114 @@ async fn api(
     )
 }
 
-async fn upload(base: &str, token: &str, stream: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let reply = http()
-        .post(format!("{base}/api/streams/{stream}/versions"))
-        .bearer_auth(token)
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
-    let status = reply.status().as_u16();
-    let bytes = reply.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+/// The admin API as one tenant: each call's (status, JSON reply or `Null`).
+#[derive(Clone, Copy)]
+struct Tenant<'a> {
+    base: &'a str,
+    token: &'a str,
+}
+
+fn tenant<'a>(base: &'a str, token: &'a str) -> Tenant<'a> {
+    Tenant { base, token }
+}
+
+impl Tenant<'_> {
+    async fn call(self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        api(self.base, method, path, Some(self.token), body).await
+    }
+
+    /// `GET /api/streams`: the tenant's streams.
+    async fn list(self) -> (u16, Value) {
+        self.call("GET", "/api/streams", None).await
+    }
+
+    /// `POST /api/streams` for a stream named `name`, with `limits` besides.
+    async fn create(self, name: &str, limits: Value) -> (u16, Value) {
+        let mut body = json!({"name": name});
+        for (k, v) in limits.as_object().cloned().unwrap_or_default() {
+            body[k] = v;
+        }
+        self.call("POST", "/api/streams", Some(body)).await
+    }
+
+    /// `{method} /api/streams/{stream}{rest}`.
+    async fn on(self, method: &str, stream: &str, rest: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, &format!("/api/streams/{stream}{rest}"), body)
+            .await
+    }
+
+    async fn stream(self, stream: &str) -> (u16, Value) {
+        self.on("GET", stream, "", None).await
+    }
+
+    async fn delete(self, stream: &str) -> (u16, Value) {
+        self.on("DELETE", stream, "", None).await
+    }
+
+    async fn connections(self, stream: &str) -> (u16, Value) {
+        self.on("GET", stream, "/connections", None).await
+    }
+
+    async fn rollback(self, stream: &str) -> (u16, Value) {
+        self.on("POST", stream, "/rollback", None).await
+    }
+
+    async fn activate(self, stream: &str, version: u64) -> (u16, Value) {
+        let body = json!({"version": version});
+        self.on("POST", stream, "/activate", Some(body)).await
+    }
+
+    async fn set_limits(self, stream: &str, limits: Value) -> (u16, Value) {
+        self.on("PUT", stream, "/limits", Some(limits)).await
+    }
+
+    /// Upload `bytes` as a new version of `stream`.
+    async fn upload(self, stream: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let reply = http()
+            .post(format!("{}/api/streams/{stream}/versions", self.base))
+            .bearer_auth(self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = reply.status().as_u16();
+        let bytes = reply.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Create `stream` with `limits` and upload `component` as its version 1.
+    async fn create_with(self, stream: &str, component: &str, limits: Value) {
+        let (status, reply) = self.create(stream, limits).await;
+        assert_eq!(status, 201, "create {stream}: {reply}");
+        let (status, reply) = self.upload(stream, read(component)).await;
+        assert_eq!(status, 201, "upload {stream}: {reply}");
+        assert_eq!(reply["version"], 1, "{reply}");
+    }
 }
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Create `stream` for the tenant and upload `component` as its version 1.
-async fn create_with(base: &str, token: &str, stream: &str, component: &str, limits: Value) {
-    let mut body = json!({"name": stream});
-    for (k, v) in limits.as_object().cloned().unwrap_or_default() {
-        body[k] = v;
-    }
-    let (status, reply) = api(base, "POST", "/api/streams", Some(token), Some(body)).await;
-    assert_eq!(status, 201, "create {stream}: {reply}");
-    let (status, reply) = upload(base, token, stream, read(component)).await;
-    assert_eq!(status, 201, "upload {stream}: {reply}");
-    assert_eq!(reply["version"], 1, "{reply}");
+async fn get(url: &str) -> reqwest::Response {
+    http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+async fn metrics_text(base: &str) -> String {
+    get(&format!("{base}/metrics")).await.text().await.unwrap()
 }
 
 /// The default of the `gain` slider new connections get (1.0 for v1, 2.0 for v2).
 async fn served_default(base: &str, tenant: &str, stream: &str) -> f64 {
-    let reply = http()
-        .get(format!("{base}/t/{tenant}/{stream}/spec"))
-        .send()
-        .await
-        .unwrap();
+    let reply = get(&format!("{base}/t/{tenant}/{stream}/spec")).await;
     assert_eq!(reply.status(), 200, "GET /t/{tenant}/{stream}/spec");
     let spec: Value = reply.json().await.unwrap();
     spec.pointer("/spec/inputs/0/control/Slider/default")
@@ -164,35 +231,22 @@ async fn served_default(base: &str, tenant: &str, stream: &str) -> f64 {
 }
 
 async fn connect(url: &str) -> TestPeer {
-    TestPeer::connect(url, PeerOptions::new(Media::SendRecv, Media::None))
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e:#}"))
-}
-
-/// RMS of one second of `peer`'s received audio, from `from` + 0.5 s (audio already on
-/// its way is skipped).
-async fn level_after(peer: &TestPeer, from: usize) -> f64 {
-    let end = from + 3 * RATE / 2;
-    assert!(
-        peer.wait_audio(end, WAIT).await,
-        "audio stopped: {} samples, waited for {end}",
-        peer.audio_len()
-    );
-    signal::rms(&peer.audio()[from + RATE / 2..end])
+    peer::connect(url, Media::SendRecv, Media::None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_keeps_open_connections_on_their_version() {
     let host = host("swap").await;
     let base = &host.base;
-    create_with(base, TOKEN_A, "gain", guests::GAIN, json!({})).await;
+    let a = tenant(base, TOKEN_A);
+    a.create_with("gain", guests::GAIN, json!({})).await;
     let url = format!("{base}/t/a/gain");
 
     // Two connections on version 1 (factor 1).
     let old = [connect(&url).await, connect(&url).await];
     let mut before = Vec::new();
     for p in &old {
-        before.push(level_after(p, 0).await);
+        before.push(p.level_after(0, WAIT).await);
     }
     eprintln!("v1 levels: {before:?}");
     assert!(before.iter().all(|l| *l > 2000.0), "v1 levels {before:?}");
@@ -200,7 +254,7 @@ async fn hot_swap_keeps_open_connections_on_their_version() {
     // Version 2 (factor 2) while they flow.
     let swap_started = Instant::now();
     let received_at_swap: Vec<usize> = old.iter().map(TestPeer::audio_len).collect();
-    let (status, reply) = upload(base, TOKEN_A, "gain", read(guests::GAIN_V2)).await;
+    let (status, reply) = a.upload("gain", read(guests::GAIN_V2)).await;
     assert_eq!(status, 201, "{reply}");
     assert_eq!(
         (reply["version"].clone(), reply["active"].clone()),
@@ -210,11 +264,11 @@ async fn hot_swap_keeps_open_connections_on_their_version() {
 
     // A new connection gets version 2: twice the level.
     let new = connect(&url).await;
-    let doubled = level_after(&new, 0).await;
+    let doubled = new.level_after(0, WAIT).await;
 
     // The old ones kept version 1's level, without a gap.
     for (i, p) in old.iter().enumerate() {
-        let after = level_after(p, p.audio_len()).await;
+        let after = p.level_after(p.audio_len(), WAIT).await;
         let ratio = after / before[i];
         eprintln!(
             "old connection {i}: {:.0} -> {after:.0} after the swap",
@@ -235,14 +289,7 @@ async fn hot_swap_keeps_open_connections_on_their_version() {
     eprintln!("new connection on v2: {doubled:.0} (ratio {ratio:.3})");
     assert!((1.7..2.3).contains(&ratio), "v2 level ratio {ratio:.3}");
 
-    let (status, conns) = api(
-        base,
-        "GET",
-        "/api/streams/gain/connections",
-        Some(TOKEN_A),
-        None,
-    )
-    .await;
+    let (status, conns) = a.connections("gain").await;
     assert_eq!(status, 200);
     assert_eq!(conns["by_version"], json!({"1": 2, "2": 1}), "{conns}");
     assert_eq!(conns["active_version"], 2);
@@ -262,14 +309,7 @@ async fn hot_swap_keeps_open_connections_on_their_version() {
     }
 
     // Rollback: new connections get version 1 again; the others are untouched.
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams/gain/rollback",
-        Some(TOKEN_A),
-        None,
-    )
-    .await;
+    let (status, reply) = a.rollback("gain").await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(
         (reply["from"].clone(), reply["active_version"].clone()),
@@ -277,58 +317,30 @@ async fn hot_swap_keeps_open_connections_on_their_version() {
     );
     assert_eq!(served_default(base, "a", "gain").await, 1.0);
     let back = connect(&url).await;
-    let level = level_after(&back, 0).await;
+    let level = back.level_after(0, WAIT).await;
     let ratio = level / before[0];
     eprintln!("after rollback: {level:.0} (ratio {ratio:.3})");
     assert!(
         (0.85..1.15).contains(&ratio),
         "level after rollback: ratio {ratio:.3}"
     );
-    let again = level_after(&new, new.audio_len()).await;
+    let again = new.level_after(new.audio_len(), WAIT).await;
     assert!(
         (again / doubled - 1.0).abs() < 0.15,
         "the v2 connection changed: {again:.0}"
     );
 
-    let (_, conns) = api(
-        base,
-        "GET",
-        "/api/streams/gain/connections",
-        Some(TOKEN_A),
-        None,
-    )
-    .await;
+    let (_, conns) = a.connections("gain").await;
     assert_eq!(conns["by_version"], json!({"1": 3, "2": 1}), "{conns}");
     // Nothing further back than version 1.
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams/gain/rollback",
-        Some(TOKEN_A),
-        None,
-    )
-    .await;
+    let (status, reply) = a.rollback("gain").await;
     assert_eq!(status, 409, "{reply}");
 
     // Explicit activation works too.
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams/gain/activate",
-        Some(TOKEN_A),
-        Some(json!({"version": 2})),
-    )
-    .await;
+    let (status, reply) = a.activate("gain", 2).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(served_default(base, "a", "gain").await, 2.0);
-    let (status, _) = api(
-        base,
-        "POST",
-        "/api/streams/gain/activate",
-        Some(TOKEN_A),
-        Some(json!({"version": 7})),
-    )
-    .await;
+    let (status, _) = a.activate("gain", 7).await;
     assert_eq!(status, 404);
 
     for mut p in old.into_iter().chain([new, back]) {
@@ -362,7 +374,8 @@ fn upload_head(stream: &str, token: &str, length: usize) -> String {
 async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
     let host = host("bad").await;
     let base = &host.base;
-    create_with(base, TOKEN_A, "gain", guests::GAIN, json!({})).await;
+    let a = tenant(base, TOKEN_A);
+    a.create_with("gain", guests::GAIN, json!({})).await;
 
     let mut truncated = read(guests::GAIN);
     truncated.truncate(truncated.len() / 2);
@@ -395,7 +408,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
         ("truncated component", truncated, 422, "invalid component"),
     ];
     for (what, bytes, status, reason) in cases {
-        let (got, reply) = upload(base, TOKEN_A, "gain", bytes).await;
+        let (got, reply) = a.upload("gain", bytes).await;
         eprintln!("{what}: {got} {reply}");
         assert_eq!(got, status, "{what}: {reply}");
         let message = reply["message"].as_str().unwrap_or_default();
@@ -448,7 +461,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(reply.status(), 415);
 
     // Nothing changed: still one version, version 1 active and served.
-    let (status, stream) = api(base, "GET", "/api/streams/gain", Some(TOKEN_A), None).await;
+    let (status, stream) = a.stream("gain").await;
     assert_eq!(status, 200);
     assert_eq!(stream["active_version"], 1, "{stream}");
     assert_eq!(stream["versions"].as_array().unwrap().len(), 1, "{stream}");
@@ -458,14 +471,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
         .count();
     assert_eq!(files, 1, "only version 1's component is stored");
 
-    let metrics = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(base).await;
     assert!(
         metrics.contains("wasmrtc_uploads_total{tenant=\"a\",result=\"rejected\"} 10"),
         "{metrics}"
@@ -480,7 +486,8 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
 async fn tenants_see_and_touch_only_their_own_streams() {
     let host = host("isolation").await;
     let base = &host.base;
-    create_with(base, TOKEN_A, "gain", guests::GAIN, json!({})).await;
+    let (a, b) = (tenant(base, TOKEN_A), tenant(base, TOKEN_B));
+    a.create_with("gain", guests::GAIN, json!({})).await;
 
     // Tenant b: a's stream does not exist for it.
     for (method, path, body) in [
@@ -500,12 +507,12 @@ async fn tenants_see_and_touch_only_their_own_streams() {
             Some(json!({"concurrency_limit": 1})),
         ),
     ] {
-        let (status, reply) = api(base, method, path, Some(TOKEN_B), body).await;
+        let (status, reply) = b.call(method, path, body).await;
         assert_eq!(status, 404, "{method} {path} as b: {reply}");
     }
-    let (status, reply) = upload(base, TOKEN_B, "gain", read(guests::GAIN_V2)).await;
+    let (status, reply) = b.upload("gain", read(guests::GAIN_V2)).await;
     assert_eq!(status, 404, "{reply}");
-    let (status, listing) = api(base, "GET", "/api/streams", Some(TOKEN_B), None).await;
+    let (status, listing) = b.list().await;
     assert_eq!(status, 200);
     assert_eq!(listing["tenant"], "b");
     assert_eq!(listing["streams"], json!([]), "{listing}");
@@ -534,14 +541,7 @@ async fn tenants_see_and_touch_only_their_own_streams() {
         .unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, conns) = api(
-            base,
-            "GET",
-            "/api/streams/gain/connections",
-            Some(TOKEN_A),
-            None,
-        )
-        .await;
+        let (_, conns) = a.connections("gain").await;
         if conns["connections"] == json!([{"id": "ws-tenant", "version": 1}]) {
             break;
         }
@@ -553,7 +553,7 @@ async fn tenants_see_and_touch_only_their_own_streams() {
     }
     drop(ws);
     // The page, with and without the trailing slash.
-    let page = http().get(format!("{base}/t/a/gain")).send().await.unwrap();
+    let page = get(&format!("{base}/t/a/gain")).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<html"));
 
@@ -572,104 +572,43 @@ async fn tenants_see_and_touch_only_their_own_streams() {
         .unwrap();
     assert_eq!(reply.status(), 401);
     assert!(reply.headers().contains_key("www-authenticate"));
-    let (status, _) = upload(base, "token-c", "gain", read(guests::GAIN_V2)).await;
+    let (status, _) = tenant(base, "token-c")
+        .upload("gain", read(guests::GAIN_V2))
+        .await;
     assert_eq!(status, 401);
 
     // b may have a `gain` of its own, independent of a's.
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams",
-        Some(TOKEN_B),
-        Some(json!({"name": "gain"})),
-    )
-    .await;
+    let (status, reply) = b.create("gain", json!({})).await;
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["url"], "/t/b/gain/");
-    let reply = http()
-        .get(format!("{base}/t/b/gain/spec"))
-        .send()
-        .await
-        .unwrap();
+    let reply = get(&format!("{base}/t/b/gain/spec")).await;
     assert_eq!(reply.status(), 503, "no version yet");
-    let (status, reply) = upload(base, TOKEN_B, "gain", read(guests::GAIN_V2)).await;
+    let (status, reply) = b.upload("gain", read(guests::GAIN_V2)).await;
     assert_eq!(status, 201, "{reply}");
     assert_eq!(served_default(base, "b", "gain").await, 2.0);
     assert_eq!(served_default(base, "a", "gain").await, 1.0);
 
     // Quotas and limits.
-    let (status, _) = api(
-        base,
-        "POST",
-        "/api/streams",
-        Some(TOKEN_B),
-        Some(json!({"name": "two"})),
-    )
-    .await;
+    let (status, _) = b.create("two", json!({})).await;
     assert_eq!(status, 201);
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams",
-        Some(TOKEN_B),
-        Some(json!({"name": "three"})),
-    )
-    .await;
+    let (status, reply) = b.create("three", json!({})).await;
     assert_eq!(status, 403, "b may have 2 streams: {reply}");
-    let (status, reply) = api(
-        base,
-        "PUT",
-        "/api/streams/gain/limits",
-        Some(TOKEN_B),
-        Some(json!({"memory_mb": 64})),
-    )
-    .await;
+    let (status, reply) = b.set_limits("gain", json!({"memory_mb": 64})).await;
     assert_eq!(status, 422, "above b's memory quota: {reply}");
-    let (status, reply) = api(
-        base,
-        "PUT",
-        "/api/streams/gain/limits",
-        Some(TOKEN_B),
-        Some(json!({"memory_mb": 16, "cpu_ms_per_call": 10, "concurrency_limit": 1})),
-    )
-    .await;
+    let limits = json!({"memory_mb": 16, "cpu_ms_per_call": 10, "concurrency_limit": 1});
+    let (status, reply) = b.set_limits("gain", limits).await;
     assert_eq!(status, 200, "{reply}");
-    let (status, reply) = api(
-        base,
-        "PUT",
-        "/api/streams/gain/limits",
-        Some(TOKEN_B),
-        Some(json!({"bogus": 1})),
-    )
-    .await;
+    let (status, reply) = b.set_limits("gain", json!({"bogus": 1})).await;
     assert_eq!(status, 422, "{reply}");
-    let (status, reply) = api(
-        base,
-        "POST",
-        "/api/streams",
-        Some(TOKEN_A),
-        Some(json!({"name": "../x"})),
-    )
-    .await;
+    let (status, reply) = a.create("../x", json!({})).await;
     assert_eq!(status, 422, "{reply}");
-    let (status, _) = api(
-        base,
-        "POST",
-        "/api/streams",
-        Some(TOKEN_A),
-        Some(json!({"name": "gain"})),
-    )
-    .await;
+    let (status, _) = a.create("gain", json!({})).await;
     assert_eq!(status, 409);
 
     // Deleting b's stream leaves a's.
-    let (status, _) = api(base, "DELETE", "/api/streams/gain", Some(TOKEN_B), None).await;
+    let (status, _) = b.delete("gain").await;
     assert_eq!(status, 204);
-    let reply = http()
-        .get(format!("{base}/t/b/gain/spec"))
-        .send()
-        .await
-        .unwrap();
+    let reply = get(&format!("{base}/t/b/gain/spec")).await;
     assert_eq!(reply.status(), 404);
     assert_eq!(served_default(base, "a", "gain").await, 1.0);
 }
@@ -685,18 +624,13 @@ fn metric(text: &str, line_start: &str) -> Option<u64> {
 async fn metrics_count_connections_refusals_and_failures() {
     let host = host("metrics").await;
     let base = &host.base;
-    create_with(
-        base,
-        TOKEN_A,
-        "gain",
-        guests::GAIN,
-        json!({"concurrency_limit": 1}),
-    )
-    .await;
-    create_with(base, TOKEN_A, "trap", guests::HOSTILE_TRAP, json!({})).await;
+    let (a, b) = (tenant(base, TOKEN_A), tenant(base, TOKEN_B));
+    a.create_with("gain", guests::GAIN, json!({"concurrency_limit": 1}))
+        .await;
+    a.create_with("trap", guests::HOSTILE_TRAP, json!({})).await;
     // Tenant b may hold one connection across its streams.
-    create_with(base, TOKEN_B, "x", guests::GAIN, json!({})).await;
-    create_with(base, TOKEN_B, "y", guests::GAIN, json!({})).await;
+    b.create_with("x", guests::GAIN, json!({})).await;
+    b.create_with("y", guests::GAIN, json!({})).await;
 
     let mut held = connect(&format!("{base}/t/a/gain")).await;
     let bogus = |id: &str| json!({"type": "offer", "sdp": "v=0", "webrtc_id": id});
@@ -723,11 +657,10 @@ async fn metrics_count_connections_refusals_and_failures() {
         PeerOptions::new(Media::SendRecv, Media::None),
     )
     .await;
-    let url = format!("{base}/metrics");
     let trap = "wasmrtc_handler_failures_total{tenant=\"a\",stream=\"trap\",cause=\"trap\"}";
     let deadline = Instant::now() + WAIT;
     loop {
-        let text = http().get(&url).send().await.unwrap().text().await.unwrap();
+        let text = metrics_text(base).await;
         if metric(&text, trap).is_some_and(|n| n >= 1) {
             break;
         }
@@ -735,7 +668,7 @@ async fn metrics_count_connections_refusals_and_failures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let text = http().get(&url).send().await.unwrap().text().await.unwrap();
+    let text = metrics_text(base).await;
     eprintln!("{text}");
     for (line, value) in [
         (
@@ -801,10 +734,10 @@ async fn metrics_count_connections_refusals_and_failures() {
 async fn metrics_can_ask_for_a_token() {
     let host = host("metrics-token").await;
     let url = format!("{}/metrics", host.base);
-    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(get(&url).await.status(), 200);
     host.registry
         .protect_metrics(TokenHash::parse(&token_sha256("scraper")).unwrap());
-    let anonymous = http().get(&url).send().await.unwrap();
+    let anonymous = get(&url).await;
     assert_eq!(anonymous.status(), 401);
     let body: Value = anonymous.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized", "{body}");
@@ -885,7 +818,7 @@ fn cli(args: &[&str]) -> (bool, String, String) {
 async fn snapshot(base: &str) -> Vec<(String, Value)> {
     let mut all = Vec::new();
     for token in [TOKEN_A, TOKEN_B] {
-        let (status, listing) = api(base, "GET", "/api/streams", Some(token), None).await;
+        let (status, listing) = tenant(base, token).list().await;
         assert_eq!(status, 200, "{listing}");
         for s in listing["streams"].as_array().unwrap() {
             all.push((
@@ -895,6 +828,20 @@ async fn snapshot(base: &str) -> Vec<(String, Value)> {
         }
     }
     all
+}
+
+/// Upload `component` to tenant a's `gain` on `host`, sending the head and the first
+/// `sent` bytes; `wait`, then SIGKILL the host (and reap it) with the request open.
+async fn kill_mid_upload(host: Process, component: &[u8], sent: usize, wait: Duration) {
+    let addr = host.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(upload_head("gain", TOKEN_A, component.len()).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&component[..sent]).await.unwrap();
+    tokio::time::sleep(wait).await;
+    drop(host); // SIGKILL (Child::kill) and reap
+    drop(s);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -934,7 +881,9 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
     assert!(ok && out.contains("from version 2 to version 1"), "{out}");
     assert_eq!(served_default(&base, "a", "gain").await, 1.0);
     // b has a stream too.
-    create_with(&base, TOKEN_B, "echo", guests::ECHO, json!({})).await;
+    tenant(&base, TOKEN_B)
+        .create_with("echo", guests::ECHO, json!({}))
+        .await;
 
     // Readable errors.
     let (ok, _, err) = as_a(&["deploy", "gain", "/nonexistent/handler.wasm"]);
@@ -967,15 +916,7 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
 
     // SIGKILL while an upload is half sent.
     let v2 = read(guests::GAIN_V2);
-    let addr = base.trim_start_matches("http://").to_string();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    s.write_all(upload_head("gain", TOKEN_A, v2.len()).as_bytes())
-        .await
-        .unwrap();
-    s.write_all(&v2[..v2.len() / 2]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    drop(host); // SIGKILL (Child::kill) and reap
-    drop(s);
+    kill_mid_upload(host, &v2, v2.len() / 2, Duration::from_millis(200)).await;
 
     let host = start(&config);
     let base = host.base.clone();
@@ -984,7 +925,7 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
         before,
         "streams and active versions after restart"
     );
-    let (_, stream) = api(&base, "GET", "/api/streams/gain", Some(TOKEN_A), None).await;
+    let (_, stream) = tenant(&base, TOKEN_A).stream("gain").await;
     assert_eq!(stream["versions"].as_array().unwrap().len(), 2, "{stream}");
     assert_eq!(served_default(&base, "a", "gain").await, 1.0);
     let tmp = std::fs::read_dir(dir.join("data").join("tmp"))
@@ -994,20 +935,11 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
 
     // SIGKILL while a whole upload is being checked and stored: afterwards the active
     // version is either the last good one or the new one, complete, never a broken one.
-    let mut s = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    s.write_all(upload_head("gain", TOKEN_A, v2.len()).as_bytes())
-        .await
-        .unwrap();
-    s.write_all(&v2).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    drop(host);
-    drop(s);
+    kill_mid_upload(host, &v2, v2.len(), Duration::from_millis(30)).await;
 
     let host = start(&config);
     let base = host.base.clone();
-    let (_, stream) = api(&base, "GET", "/api/streams/gain", Some(TOKEN_A), None).await;
+    let (_, stream) = tenant(&base, TOKEN_A).stream("gain").await;
     let active = stream["active_version"].as_u64().unwrap();
     let versions = stream["versions"].as_array().unwrap().len();
     eprintln!("after the second kill: version {active} of {versions} active");
@@ -1020,7 +952,7 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
 
     // The restarted host serves media too.
     let mut client = connect(&format!("{base}/t/a/gain")).await;
-    assert!(level_after(&client, 0).await > 2000.0);
+    assert!(client.level_after(0, WAIT).await > 2000.0);
     client.close().await;
     drop(host);
     let _ = std::fs::remove_dir_all(dir);
