@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use wasmrtc::{Stream, StreamConfig, Transport};
-use wasmrtc_tests::{guests, test_runtime};
+use wasmrtc_tests::{guests, peer, test_runtime};
 
 async fn two_stream_app() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let rt = test_runtime();
@@ -21,18 +21,23 @@ async fn two_stream_app() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
             Stream::new(flip, transport, StreamConfig::default()),
         ),
     ];
-    let app = wasmrtc::http::app(&streams);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, server)
+    peer::serve_router(wasmrtc::http::app(&streams)).await
 }
 
 async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// `POST url` with a JSON body: the status.
+async fn post(url: &str, body: serde_json::Value) -> u16 {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
 }
 
 #[tokio::test]
@@ -80,34 +85,37 @@ fn a_bad_configuration_names_file_line_and_key() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let typo = write(
+    // The error loading a file of `text`.
+    let load_err = |name: &str, text: &str| {
+        wasmrtc::config::load(&write(name, text))
+            .unwrap_err()
+            .to_string()
+    };
+    let err = load_err(
         "typo.toml",
         "[[stream]]\nname = \"echo\"\ncomponet = \"x.wasm\"\n",
     );
-    let err = wasmrtc::config::load(&typo).unwrap_err().to_string();
     assert!(
         err.contains("typo.toml") && err.contains("line 3") && err.contains("componet"),
         "{err}"
     );
 
-    let missing = write(
+    let err = load_err(
         "missing.toml",
         "\n[[stream]]\nname = \"echo\"\ncomponent = \"nope.wasm\"\n",
     );
-    let err = wasmrtc::config::load(&missing).unwrap_err().to_string();
     assert!(
         err.contains("line 4") && err.contains("`component`") && err.contains("nope.wasm"),
         "{err}"
     );
 
     let echo = std::fs::canonicalize(guests::ECHO).unwrap();
-    let twice = write(
+    let err = load_err(
         "twice.toml",
         &format!(
             "[[stream]]\nname = \"a\"\ncomponent = {echo:?}\n[[stream]]\nname = \"a\"\ncomponent = {echo:?}\n"
         ),
     );
-    let err = wasmrtc::config::load(&twice).unwrap_err().to_string();
     assert!(
         err.contains("line 5") && err.contains("declared twice"),
         "{err}"
@@ -161,28 +169,17 @@ async fn the_custom_app_example_builds_and_serves_its_routes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(page.expect("the app answers").contains("My app"));
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{base}/input_hook"))
-        .json(&serde_json::json!({"webrtc_id": "nobody", "x": 1}))
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({"webrtc_id": "nobody", "x": 1});
     assert_eq!(
-        r.status().as_u16(),
+        post(&format!("{base}/input_hook"), body).await,
         400,
         "its own input hook refuses an unknown id"
     );
     let (status, _) = get(&format!("{base}/updates?webrtc_id=nobody")).await;
     assert_eq!(status, 404, "its own SSE route refuses an unknown id");
-    let r = client
-        .post(format!("{base}/stream/webrtc/offer"))
-        .json(&serde_json::json!({"sdp": "v=0", "type": "offer"}))
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({"sdp": "v=0", "type": "offer"});
     assert_eq!(
-        r.status().as_u16(),
+        post(&format!("{base}/stream/webrtc/offer"), body).await,
         422,
         "the mounted stream's signaling answers under /stream"
     );
@@ -230,12 +227,7 @@ async fn an_abandoned_offer_is_reaped_and_frees_its_slot() {
         ..StreamConfig::default()
     };
     let stream = Stream::new(echo, transport, config);
-    let app = stream.mount(axum::Router::new(), "");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, server) = peer::serve(stream.clone()).await;
     let client = reqwest::Client::new();
     let offer = |id: &str| {
         client
@@ -255,14 +247,10 @@ async fn an_abandoned_offer_is_reaped_and_frees_its_slot() {
         serde_json::json!({"status": "failed", "meta": {"error": "concurrency_limit_reached", "limit": 2}})
     );
     // Neither ever connects: the reaper frees both slots after the connect timeout.
-    let mut freed = false;
-    for _ in 0..100 {
-        if stream.active_connections() == 0 && stream.connection_ids().is_empty() {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let freed = peer::poll_until(Duration::from_secs(10), || {
+        stream.active_connections() == 0 && stream.connection_ids().is_empty()
+    })
+    .await;
     assert!(freed, "{} slots still held", stream.active_connections());
     let answer: serde_json::Value = offer("d").await.unwrap().json().await.unwrap();
     assert_eq!(

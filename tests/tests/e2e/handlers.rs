@@ -1,6 +1,8 @@
 //! The example handlers, loaded from their built components, behave as documented.
 
-use wasmrtc::runtime::{AudioFrame, HostEvent, Modality, Mode, PixelFormat, Value, VideoFrame};
+use wasmrtc::runtime::{
+    AudioFrame, HandlerInstance, HostEvent, Modality, Mode, PixelFormat, Value, VideoFrame,
+};
 use wasmrtc_tests::{guests, signal, test_runtime};
 
 fn audio(samples: Vec<i16>) -> AudioFrame {
@@ -9,6 +11,12 @@ fn audio(samples: Vec<i16>) -> AudioFrame {
         channels: 1,
         samples,
     }
+}
+
+/// An instance (`c1`) of the example at `path`.
+async fn instance(name: &str, path: &str) -> HandlerInstance {
+    let component = test_runtime().load_file(name, path).await.unwrap();
+    component.instantiate("c1").await.unwrap()
 }
 
 /// A frame whose every byte of row `y` is `y`.
@@ -51,9 +59,7 @@ async fn every_handler_table_cell_is_described() {
 
 #[tokio::test]
 async fn flip_reverses_the_rows() {
-    let rt = test_runtime();
-    let flip = rt.load_file("flip", guests::FLIP).await.unwrap();
-    let mut inst = flip.instantiate("c1").await.unwrap();
+    let mut inst = instance("flip", guests::FLIP).await;
     let frame = rows_frame(64, 48);
     let out = inst.on_video(&frame).await.unwrap().expect("a frame back");
     assert_eq!(
@@ -95,9 +101,7 @@ async fn gain_starts_at_its_default_and_follows_set_inputs() {
 
 #[tokio::test]
 async fn echo_returns_frames_in_order() {
-    let rt = test_runtime();
-    let echo = rt.load_file("echo", guests::ECHO).await.unwrap();
-    let mut inst = echo.instantiate("c1").await.unwrap();
+    let mut inst = instance("echo", guests::ECHO).await;
     for i in 0..5 {
         inst.on_audio(&audio(vec![i; 960])).await.unwrap();
     }
@@ -108,7 +112,7 @@ async fn echo_returns_frames_in_order() {
     assert_eq!(inst.next_audio().await.unwrap(), None);
 }
 
-async fn tone_frequency(inst: &mut wasmrtc::runtime::HandlerInstance) -> (f64, f64) {
+async fn tone_frequency(inst: &mut HandlerInstance) -> (f64, f64) {
     let mut samples = Vec::new();
     let mut rate = 0;
     while samples.len() < 48_000 {
@@ -125,9 +129,7 @@ async fn tone_frequency(inst: &mut wasmrtc::runtime::HandlerInstance) -> (f64, f
 
 #[tokio::test]
 async fn tone_generates_the_requested_frequency() {
-    let rt = test_runtime();
-    let tone = rt.load_file("tone", guests::TONE).await.unwrap();
-    let mut inst = tone.instantiate("c1").await.unwrap();
+    let mut inst = instance("tone", guests::TONE).await;
     let (f, level) = tone_frequency(&mut inst).await;
     assert!(
         (f - 440.0).abs() < 2.0,
@@ -190,9 +192,7 @@ async fn brightness_emits_the_mean_luma_a_few_times_a_second() {
 
 #[tokio::test]
 async fn av_echo_returns_audio_and_video() {
-    let rt = test_runtime();
-    let av = rt.load_file("av", guests::AV_ECHO).await.unwrap();
-    let mut inst = av.instantiate("c1").await.unwrap();
+    let mut inst = instance("av", guests::AV_ECHO).await;
     let frame = rows_frame(32, 16);
     assert_eq!(inst.on_video(&frame).await.unwrap(), Some(frame));
     inst.on_audio(&audio(vec![7; 960])).await.unwrap();

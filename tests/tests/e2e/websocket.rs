@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmrtc::media::mulaw;
 use wasmrtc::{Stream, StreamConfig, Transport};
+use wasmrtc_tests::peer::{self, poll_until};
 use wasmrtc_tests::{guests, signal, test_runtime};
 
 /// Longest wait for anything to happen.
@@ -34,33 +35,12 @@ async fn serve_at(path: &str, config: StreamConfig, prefix: &str) -> (SocketAddr
         .expect("load the guest");
     let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind UDP");
     let stream = Stream::new(component, transport, config);
-    let router = stream.mount(axum::Router::new(), prefix);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            eprintln!("test server stopped: {e}");
-        }
-    });
+    let (addr, _server) = peer::serve_router(stream.mount(axum::Router::new(), prefix)).await;
     (addr, stream)
 }
 
 pub(super) async fn serve(path: &str, config: StreamConfig) -> (SocketAddr, Stream) {
     serve_at(path, config, "").await
-}
-
-/// Poll `cond` every 20 ms until it holds or `timeout` passes; whether it held.
-async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 /// What a client received, in order.
@@ -178,6 +158,33 @@ impl Inbox {
         self.wait(timeout, |i| i.close().is_some()).await;
         self.close()
     }
+
+    /// The code of the server's close frame, once the connection has ended.
+    async fn wait_close_code(&self, timeout: Duration) -> Option<u16> {
+        self.wait_close(timeout).await.flatten().map(|c| c.0)
+    }
+
+    /// Wait until `audio` (μ-law or pcm16) holds `samples`; panics if it does not in time.
+    async fn wait_samples(&self, audio: fn(&Inbox) -> Vec<i16>, samples: usize) {
+        assert!(
+            self.wait(WAIT, |i| audio(i).len() >= samples).await,
+            "got {} samples back",
+            audio(self).len()
+        );
+    }
+
+    /// The connection ends with close `code` after an `error` message containing `text`.
+    async fn assert_error_close(&self, text: &str, code: u16, what: &str) {
+        let close = self.wait_close_code(WAIT).await;
+        let error = self.json().into_iter().find(|v| is_type(v, "error"));
+        assert!(
+            error
+                .as_ref()
+                .is_some_and(|e| e["message"].as_str().is_some_and(|m| m.contains(text))),
+            "{what}: error {error:?}"
+        );
+        assert_eq!(close, Some(code), "{what}");
+    }
 }
 
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
@@ -228,6 +235,12 @@ impl Client {
 
     pub(super) async fn send_json(&mut self, v: Value) {
         self.send(Message::Text(v.to_string().into())).await;
+    }
+
+    /// FastRTC's `start` with this `websocket_id`.
+    async fn start(&mut self, id: &str) {
+        self.send_json(json!({"event": "start", "websocket_id": id}))
+            .await;
     }
 
     /// Send `seconds` of the test tone in 20 ms messages, in real time; `message` wraps
@@ -285,10 +298,12 @@ fn is_type(v: &Value, kind: &str) -> bool {
     v["type"] == kind
 }
 
-/// Frequency and level of the audio after its first `skip` samples.
-fn measure(audio: &[i16], skip: usize, rate: u32) -> (f64, f64) {
-    let tail = &audio[skip.min(audio.len())..];
-    (signal::frequency(tail, rate), signal::rms(tail))
+/// The test tone came back: its frequency after the first `skip` samples of `audio`
+/// (at `rate`); its level, returned.
+fn assert_echoed_tone(audio: &[i16], skip: usize, rate: u32) -> f64 {
+    let (f, rms) = signal::measure(audio, skip, rate);
+    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    rms
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,9 +325,7 @@ async fn websocket_echo_returns_the_tone_in_real_time() {
         inbox.all()
     );
 
-    client
-        .send_json(json!({"event": "start", "websocket_id": "ws-echo"}))
-        .await;
+    client.start("ws-echo").await;
     assert!(
         poll_until(WAIT, || stream.connection_ids() == ["ws-echo"]).await,
         "not registered: {:?}",
@@ -322,24 +335,19 @@ async fn websocket_echo_returns_the_tone_in_real_time() {
 
     // The same id again is refused, FastRTC-style, and closed.
     let mut twin = Client::connect(&url).await;
-    twin.send_json(json!({"event": "start", "websocket_id": "ws-echo"}))
-        .await;
-    let twin_close = twin.inbox.wait_close(WAIT).await;
+    twin.start("ws-echo").await;
+    let twin_close = twin.inbox.wait_close_code(WAIT).await;
     assert_eq!(
         twin.inbox.texts(),
         [r#"{"status":"failed","meta":{"error":"connection_already_exists"}}"#]
     );
-    assert_eq!(twin_close.flatten().map(|c| c.0), Some(1000));
+    assert_eq!(twin_close, Some(1000));
 
     client
         .send_tone(2.0, RATE, mulaw::encode_slice, ws_media)
         .await;
     let want = (RATE as usize) * 3 / 2;
-    assert!(
-        inbox.wait(WAIT, |i| i.mulaw_audio().len() >= want).await,
-        "got {} samples back",
-        inbox.mulaw_audio().len()
-    );
+    inbox.wait_samples(Inbox::mulaw_audio, want).await;
 
     // 20 ms chunks at the handler's output rate (48 kHz: 960 μ-law bytes).
     let payloads = inbox.payloads();
@@ -348,8 +356,7 @@ async fn websocket_echo_returns_the_tone_in_real_time() {
         "chunk sizes {:?}",
         payloads.iter().map(Vec::len).collect::<Vec<_>>()
     );
-    let (f, rms) = measure(&inbox.mulaw_audio(), RATE as usize / 4, RATE);
-    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    let rms = assert_echoed_tone(&inbox.mulaw_audio(), RATE as usize / 4, RATE);
     assert!(rms > 3000.0, "echoed level {rms:.0}");
     // Paced in real time: n chunks take about (n - 1) x 20 ms, not a burst.
     let media = inbox.media();
@@ -362,8 +369,7 @@ async fn websocket_echo_returns_the_tone_in_real_time() {
     );
 
     client.send_json(json!({"event": "stop"})).await;
-    let close = inbox.wait_close(WAIT).await;
-    assert_eq!(close.flatten().map(|c| c.0), Some(1000));
+    assert_eq!(inbox.wait_close_code(WAIT).await, Some(1000));
     assert!(
         poll_until(WAIT, || stream.active_connections() == 0
             && stream.connection_ids().is_empty())
@@ -381,22 +387,15 @@ async fn websocket_pcm16_mode_round_trips_at_the_negotiated_rate() {
         "ws://{addr}/websocket/offer?format=pcm16&sample_rate=16000"
     ))
     .await;
-    client
-        .send_json(json!({"event": "start", "websocket_id": "pcm-query"}))
-        .await;
+    client.start("pcm-query").await;
     client.send_tone(2.0, 16_000, to_pcm16, ws_media).await;
     let inbox = client.inbox.clone();
-    assert!(
-        inbox.wait(WAIT, |i| i.pcm16_audio().len() >= 24_000).await,
-        "got {} samples back",
-        inbox.pcm16_audio().len()
-    );
+    inbox.wait_samples(Inbox::pcm16_audio, 24_000).await;
     assert!(
         inbox.payloads().iter().all(|p| p.len() == 640),
         "20 ms of 16 kHz pcm16 is 640 bytes"
     );
-    let (f, rms) = measure(&inbox.pcm16_audio(), 4_000, 16_000);
-    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    let rms = assert_echoed_tone(&inbox.pcm16_audio(), 4_000, 16_000);
     assert!(
         (rms / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.2,
         "echoed level {rms:.0}"
@@ -412,28 +411,16 @@ async fn websocket_pcm16_mode_round_trips_at_the_negotiated_rate() {
         .await;
     client.send_tone(1.5, 24_000, to_pcm16, ws_media).await;
     let inbox = client.inbox.clone();
-    assert!(
-        inbox.wait(WAIT, |i| i.pcm16_audio().len() >= 24_000).await,
-        "got {} samples back",
-        inbox.pcm16_audio().len()
-    );
+    inbox.wait_samples(Inbox::pcm16_audio, 24_000).await;
     assert!(inbox.payloads().iter().all(|p| p.len() == 960));
-    let (f, _) = measure(&inbox.pcm16_audio(), 6_000, 24_000);
-    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    assert_echoed_tone(&inbox.pcm16_audio(), 6_000, 24_000);
 
     // A bad rate is refused with a readable error.
     let mut bad = Client::connect(&format!("ws://{addr}/websocket/offer?sample_rate=3")).await;
-    bad.send_json(json!({"event": "start", "websocket_id": "pcm-bad"}))
+    bad.start("pcm-bad").await;
+    bad.inbox
+        .assert_error_close("sample_rate", 1008, "a bad rate")
         .await;
-    let close = bad.inbox.wait_close(WAIT).await;
-    let error = bad.inbox.json().into_iter().find(|v| is_type(v, "error"));
-    assert!(
-        error
-            .as_ref()
-            .is_some_and(|e| e["message"].as_str().unwrap().contains("sample_rate")),
-        "{error:?}"
-    );
-    assert_eq!(close.flatten().map(|c| c.0), Some(1008));
     drop(client);
     drop(stream);
 }
@@ -442,9 +429,7 @@ async fn websocket_pcm16_mode_round_trips_at_the_negotiated_rate() {
 async fn websocket_gain_reacts_to_the_input_hook() {
     let (addr, _stream) = serve(guests::GAIN, StreamConfig::default()).await;
     let mut client = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
-    client
-        .send_json(json!({"event": "start", "websocket_id": "ws-gain"}))
-        .await;
+    client.start("ws-gain").await;
     let inbox = client.inbox.clone();
     assert!(
         inbox
@@ -530,11 +515,7 @@ async fn telephone_echo_at_8khz_answers_marks() {
         mark,
         json!({"event": "mark", "streamSid": "MZ0001", "mark": {"name": "after-tone"}})
     );
-    assert!(
-        inbox.wait(WAIT, |i| i.mulaw_audio().len() >= 12_000).await,
-        "got {} samples back",
-        inbox.mulaw_audio().len()
-    );
+    inbox.wait_samples(Inbox::mulaw_audio, 12_000).await;
     let media = inbox.media();
     assert!(
         media.iter().all(|(_, m)| m["streamSid"] == "MZ0001"),
@@ -555,8 +536,7 @@ async fn telephone_echo_at_8khz_answers_marks() {
         media_before >= 50,
         "only {media_before} chunks before the mark"
     );
-    let (f, rms) = measure(&inbox.mulaw_audio(), 2_000, 8_000);
-    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    let rms = assert_echoed_tone(&inbox.mulaw_audio(), 2_000, 8_000);
     assert!(rms > 3000.0, "echoed level {rms:.0}");
 
     phone
@@ -565,10 +545,7 @@ async fn telephone_echo_at_8khz_answers_marks() {
                           "stop": {"accountSid": "AC0", "callSid": "CA0"}}),
         )
         .await;
-    assert_eq!(
-        inbox.wait_close(WAIT).await.flatten().map(|c| c.0),
-        Some(1000)
-    );
+    assert_eq!(inbox.wait_close_code(WAIT).await, Some(1000));
     assert!(poll_until(WAIT, || stream.active_connections() == 0).await);
 }
 
@@ -582,8 +559,16 @@ async fn telephone_twiml_keeps_the_host_and_port() {
             r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Connecting to the AI assistant.</Say><Connect><Stream url="{stream_url}" /></Connect><Say>The call has been disconnected.</Say></Response>"#
         )
     };
+    // The call's webhook, behind a proxy that sets `headers`.
+    let incoming = async |headers: &[(&str, &str)]| {
+        let mut request = http.post(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    };
 
-    let reply = http.post(&url).send().await.unwrap();
+    let reply = incoming(&[]).await;
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.headers()["content-type"], "application/xml");
     assert_eq!(
@@ -592,41 +577,34 @@ async fn telephone_twiml_keeps_the_host_and_port() {
         "loopback without X-Forwarded-Proto: plain ws, port kept"
     );
 
-    let reply = http
-        .post(&url)
-        .header("X-Forwarded-Host", "calls.example.com:8443")
-        .header("X-Forwarded-Proto", "https")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.text().await.unwrap(),
-        twiml("wss://calls.example.com:8443/phone/telephone/handler")
-    );
-
-    let reply = http
-        .post(&url)
-        .header("X-Forwarded-Host", "calls.example.com, proxy.internal")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.text().await.unwrap(),
-        twiml("wss://calls.example.com/phone/telephone/handler"),
-        "a public host without X-Forwarded-Proto gets wss"
-    );
-
-    let reply = http
-        .post(&url)
-        .header("X-Forwarded-Host", "10.1.2.3:8000")
-        .header("X-Forwarded-Proto", "http")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.text().await.unwrap(),
-        twiml("ws://10.1.2.3:8000/phone/telephone/handler")
-    );
+    // Behind a proxy: its host, and wss unless it says plain http.
+    let proxied: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("X-Forwarded-Host", "calls.example.com:8443"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+            "wss://calls.example.com:8443/phone/telephone/handler",
+        ),
+        (
+            &[("X-Forwarded-Host", "calls.example.com, proxy.internal")],
+            "wss://calls.example.com/phone/telephone/handler",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "10.1.2.3:8000"),
+                ("X-Forwarded-Proto", "http"),
+            ],
+            "ws://10.1.2.3:8000/phone/telephone/handler",
+        ),
+    ];
+    for (headers, stream_url) in proxied {
+        assert_eq!(
+            incoming(headers).await.text().await.unwrap(),
+            twiml(stream_url),
+            "headers {headers:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,19 +615,18 @@ async fn one_concurrency_limit_across_websocket_telephone_and_webrtc() {
     };
     let (addr, stream) = serve(guests::ECHO, config).await;
     let mut ws = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
-    ws.send_json(json!({"event": "start", "websocket_id": "ws-first"}))
-        .await;
+    ws.start("ws-first").await;
     assert!(poll_until(WAIT, || stream.active_connections() == 1).await);
 
     // A call while the WebSocket holds the only slot.
     let mut phone = Client::connect(&format!("ws://{addr}/telephone/handler")).await;
     phone.send_json(twilio_start("MZfull")).await;
-    let close = phone.inbox.wait_close(WAIT).await;
+    let close = phone.inbox.wait_close_code(WAIT).await;
     assert_eq!(
         phone.inbox.texts(),
         [r#"{"status":"failed","meta":{"error":"concurrency_limit_reached","limit":1}}"#]
     );
-    assert_eq!(close.flatten().map(|c| c.0), Some(1000));
+    assert_eq!(close, Some(1000));
 
     // A WebRTC offer meets the same limit (refused before its SDP is looked at).
     let reply: Value = reqwest::Client::new()
@@ -678,8 +655,7 @@ async fn one_concurrency_limit_across_websocket_telephone_and_webrtc() {
         phone.inbox.texts()
     );
     let mut late = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
-    late.send_json(json!({"event": "start", "websocket_id": "ws-late"}))
-        .await;
+    late.start("ws-late").await;
     late.inbox.wait_close(WAIT).await;
     assert_eq!(
         late.inbox.texts(),
@@ -697,15 +673,14 @@ async fn time_limit_warns_then_closes_websockets_and_calls() {
     let mut ws = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
     let mut phone = Client::connect(&format!("ws://{addr}/telephone/handler")).await;
     let started = Instant::now();
-    ws.send_json(json!({"event": "start", "websocket_id": "ws-timed"}))
-        .await;
+    ws.start("ws-timed").await;
     phone.send_json(twilio_start("MZtimed")).await;
 
     for (client, what) in [(&ws, "websocket"), (&phone, "telephone")] {
         let inbox = &client.inbox;
-        let close = inbox.wait_close(WAIT).await;
+        let close = inbox.wait_close_code(WAIT).await;
         let elapsed = started.elapsed();
-        assert_eq!(close.flatten().map(|c| c.0), Some(1000), "{what}");
+        assert_eq!(close, Some(1000), "{what}");
         assert!(
             elapsed >= Duration::from_millis(1800) && elapsed < Duration::from_secs(6),
             "{what} closed after {elapsed:?}"
@@ -728,8 +703,7 @@ async fn malformed_frames_end_only_their_connection() {
     let (addr, stream) = serve(guests::ECHO, StreamConfig::default()).await;
     let url = format!("ws://{addr}/websocket/offer");
     let mut good = Client::connect(&url).await;
-    good.send_json(json!({"event": "start", "websocket_id": "good"}))
-        .await;
+    good.start("good").await;
     let inbox = good.inbox.clone();
 
     let abuse = async {
@@ -795,15 +769,7 @@ async fn malformed_frames_end_only_their_connection() {
             for f in frames {
                 bad.send(f).await;
             }
-            let close = bad.inbox.wait_close(WAIT).await;
-            let error = bad.inbox.json().into_iter().find(|v| is_type(v, "error"));
-            assert!(
-                error
-                    .as_ref()
-                    .is_some_and(|e| e["message"].as_str().is_some_and(|m| m.contains(text))),
-                "{what}: error {error:?}"
-            );
-            assert_eq!(close.flatten().map(|c| c.0), Some(code), "{what}");
+            bad.inbox.assert_error_close(text, code, what).await;
         }
         inbox.media().len()
     };
@@ -818,8 +784,7 @@ async fn malformed_frames_end_only_their_connection() {
             .await,
         "the good client's audio stopped"
     );
-    let (f, _) = measure(&inbox.mulaw_audio(), RATE as usize / 4, RATE);
-    assert!((f - TONE).abs() < 5.0, "echoed frequency {f:.1} Hz");
+    assert_echoed_tone(&inbox.mulaw_audio(), RATE as usize / 4, RATE);
     assert!(inbox.close().is_none(), "the good client was closed");
     assert!(
         poll_until(WAIT, || stream.connection_ids() == ["good"]).await,
@@ -833,25 +798,14 @@ async fn malformed_frames_end_only_their_connection() {
 async fn a_handler_failure_is_reported_and_closes() {
     let (addr, stream) = serve(guests::HOSTILE_TRAP, StreamConfig::default()).await;
     let mut client = Client::connect(&format!("ws://{addr}/websocket/offer")).await;
-    client
-        .send_json(json!({"event": "start", "websocket_id": "trap"}))
-        .await;
+    client.start("trap").await;
     // One 20 ms chunk: the first frame traps, and the socket closes.
     client
         .send_json(ws_media(0, BASE64.encode(vec![0xFFu8; 960])))
         .await;
-    let close = client.inbox.wait_close(WAIT).await;
-    let error = client
+    client
         .inbox
-        .json()
-        .into_iter()
-        .find(|v| is_type(v, "error"));
-    assert!(
-        error
-            .as_ref()
-            .is_some_and(|e| e["message"].as_str().is_some_and(|m| m.contains("trapped"))),
-        "{error:?}"
-    );
-    assert_eq!(close.flatten().map(|c| c.0), Some(1011));
+        .assert_error_close("trapped", 1011, "a trap")
+        .await;
     assert!(poll_until(WAIT, || stream.active_connections() == 0).await);
 }
