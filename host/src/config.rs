@@ -29,13 +29,26 @@
 //!
 //! `metrics_token_sha256 = "…"` makes `/metrics` (served with tenants) ask for
 //! `Authorization: Bearer <token>`.
+//!
+//! A `[breaker]` table sets when new connections to a component whose instances keep
+//! failing are refused (see [`crate::runtime::breaker`]); every key is optional:
+//!
+//! ```toml
+//! [breaker]
+//! failures = 5          # failed instances within `window` that open it; 0 = never
+//! window = 10           # seconds
+//! cooldown = 5          # seconds of the first refusal; doubles on each reopening
+//! max_cooldown = 300    # seconds
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::runtime::breaker::BreakerPolicy;
 pub use crate::tenancy::TenantConfig;
 
 /// The whole file.
@@ -60,6 +73,57 @@ pub struct HostConfig {
     /// SHA-256 (64 hex digits) of the bearer token `/metrics` asks for; without it
     /// `/metrics` answers anyone.
     pub metrics_token_sha256: Option<String>,
+    /// The failure breaker's policy.
+    #[serde(default)]
+    pub breaker: BreakerEntry,
+}
+
+/// The `[breaker]` table: each key absent keeps the default of [`BreakerPolicy`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerEntry {
+    /// Failed instances within `window` that open the breaker; 0 never opens it.
+    pub failures: Option<usize>,
+    /// The window, in seconds.
+    pub window: Option<f64>,
+    /// The first cool-down, in seconds.
+    pub cooldown: Option<f64>,
+    /// The longest cool-down, in seconds.
+    pub max_cooldown: Option<f64>,
+}
+
+impl BreakerEntry {
+    /// The policy the table declares (checked by [`load`]).
+    pub fn policy(&self) -> BreakerPolicy {
+        let default = BreakerPolicy::default();
+        let secs = |v: Option<f64>, d| {
+            v.and_then(|v| Duration::try_from_secs_f64(v).ok())
+                .unwrap_or(d)
+        };
+        BreakerPolicy {
+            threshold: self.failures.unwrap_or(default.threshold),
+            window: secs(self.window, default.window),
+            first_cooldown: secs(self.cooldown, default.first_cooldown),
+            max_cooldown: secs(self.max_cooldown, default.max_cooldown),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("window", self.window),
+            ("cooldown", self.cooldown),
+            ("max_cooldown", self.max_cooldown),
+        ] {
+            if let Some(v) = v
+                && !(v > 0.0 && Duration::try_from_secs_f64(v).is_ok())
+            {
+                return Err(format!(
+                    "[breaker] key `{key}`: must be a positive number of seconds"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One `[[stream]]`.
@@ -136,6 +200,7 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
                 .into(),
         ));
     }
+    config.breaker.check().map_err(err)?;
     let mut names = std::collections::HashSet::new();
     let mut prefixes = std::collections::HashSet::new();
     for s in &mut config.streams {
@@ -249,6 +314,24 @@ mod tests {
             t.max_component_mb,
             crate::tenancy::tenants::defaults::max_component_mb()
         );
+    }
+
+    #[test]
+    fn the_breaker_table_sets_its_policy_and_refuses_bad_seconds() {
+        let head = format!("data_dir = \"d\"\n{TENANT}");
+        let c = load_text(
+            "breaker",
+            &format!("{head}[breaker]\nfailures = 2\ncooldown = 30\n"),
+        )
+        .unwrap();
+        let p = c.breaker.policy();
+        assert_eq!(p.threshold, 2);
+        assert_eq!(p.first_cooldown, Duration::from_secs(30));
+        assert_eq!(p.window, BreakerPolicy::default().window);
+        let e = load_text("breaker-bad", &format!("{head}[breaker]\nwindow = -1\n")).unwrap_err();
+        assert!(e.message.contains("`window`"), "{}", e.message);
+        let e = load_text("breaker-key", &format!("{head}[breaker]\nfailure = 1\n")).unwrap_err();
+        assert!(e.message.contains("failure"), "{}", e.message);
     }
 
     #[test]

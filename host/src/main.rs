@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency_limit,
             time_limit,
         } => {
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let mut runtime_config = RuntimeConfig::default();
             // (name, component path, prefix, limits)
             let mut entries = Vec::new();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
@@ -146,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &config {
                 let file = wasmrtc::config::load(path)?;
                 (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
+                runtime_config.breaker = file.breaker.policy();
                 metrics_token = file
                     .metrics_token_sha256
                     .as_deref()
@@ -178,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 entries.push((stem(&handler), handler, String::new(), limits));
             }
+            let runtime = Runtime::new(runtime_config)?;
             let listen = listen
                 .or(listen_cfg)
                 .unwrap_or(([127, 0, 0, 1], 8000).into());

@@ -63,6 +63,7 @@ impl HandlerComponent {
         let handler = HandlerIndices::new(&pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let turns = TurnsIndices::new(&pre).ok();
         let limits = runtime.config.default_limits.clone();
+        let stats = Arc::new(super::ComponentStats::new(runtime.config.breaker));
 
         // Describe in a throwaway instance, with an empty spec's limits.
         let mut probe = Self {
@@ -75,7 +76,7 @@ impl HandlerComponent {
                 spec: placeholder_spec(),
                 turn_taking: None,
                 limits,
-                stats: Arc::default(),
+                stats,
             }),
         };
         let mut instance = probe

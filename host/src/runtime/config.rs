@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::breaker::BreakerPolicy;
+
 /// Limits applied to every instance of a handler (per connection, per call).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceLimits {
@@ -53,6 +55,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Limits for instances of handlers that do not set their own.
     pub default_limits: InstanceLimits,
+    /// When new connections to a component whose instances keep failing are refused.
+    pub breaker: BreakerPolicy,
 }
 
 impl Default for RuntimeConfig {
@@ -64,6 +68,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(1),
             cache_dir: default_cache_dir(),
             default_limits: InstanceLimits::default(),
+            breaker: BreakerPolicy::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::FailureCause;
-use super::breaker::Breaker;
+use super::breaker::{Breaker, BreakerPolicy};
 
 /// Every cause, in the order [`ComponentStats::failures`] reports them.
 pub const FAILURE_CAUSES: [FailureCause; 6] = [
@@ -47,6 +47,14 @@ pub struct ComponentStats {
 }
 
 impl ComponentStats {
+    /// Zeroed counters, and a closed breaker that follows `policy`.
+    pub(crate) fn new(policy: BreakerPolicy) -> Self {
+        Self {
+            breaker: Mutex::new(Breaker::new(policy)),
+            ..Self::default()
+        }
+    }
+
     /// Calls made into instances of the component.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
