@@ -272,14 +272,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fresh `webrtc_id` (unique in this process, random across processes).
-pub fn new_webrtc_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+/// The next value of `counter`, and the clock's nanoseconds within the second: what
+/// identifiers unique in this process and unlikely to repeat across processes are made of.
+fn count_and_clock(counter: &AtomicU64) -> (u64, u32) {
+    let n = counter.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
+    (n, nanos)
+}
+
+/// A fresh `webrtc_id` (unique in this process, random across processes).
+pub fn new_webrtc_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let (n, nanos) = count_and_clock(&NEXT);
     format!("peer-{}-{nanos:08x}-{n}", std::process::id())
 }
 
@@ -1105,11 +1112,7 @@ impl Drop for TestPeer {
 
 fn rand_ssrc() -> u32 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let (n, nanos) = count_and_clock(&NEXT);
     // Any non-zero value will do; mix the clock with a counter.
     (nanos ^ (n as u32).wrapping_mul(0x9E37_79B9) ^ std::process::id().rotate_left(16)) | 1
 }
