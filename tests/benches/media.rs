@@ -1,14 +1,15 @@
 //! Media benchmark: what the host's codecs cost per frame on the hot path of a stream,
 //! for 640x480 video at 30 fps (VP8 decode and encode at several `cpu-used` speeds and
-//! bitrates, I420↔RGB conversion) and 20 ms of 48 kHz audio (Opus both ways).
+//! bitrates, H.264 both ways, I420↔RGB conversion) and 20 ms of 48 kHz audio (Opus
+//! both ways).
 //!
 //! `cargo bench -p wasmrtc-tests --bench media`
 
 use std::time::{Duration, Instant};
 
 use wasmrtc::media::{
-    OpusApplication, OpusDecoder, OpusEncoder, OpusSettings, Picture, PixelFormat, Vp8Decoder,
-    Vp8Encoder, Vp8Settings,
+    H264Decoder, H264Encoder, H264Settings, OpusApplication, OpusDecoder, OpusEncoder,
+    OpusSettings, Picture, PixelFormat, Vp8Decoder, Vp8Encoder, Vp8Settings,
 };
 
 const WIDTH: u32 = 640;
@@ -90,6 +91,35 @@ fn video() {
     println!(
         "  {:<44} {}",
         "VP8 decode (the default stream)",
+        per_frame(start.elapsed(), FRAMES)
+    );
+
+    let mut encoder =
+        H264Encoder::new(WIDTH, HEIGHT, H264Settings::default()).expect("H.264 encoder");
+    let start = Instant::now();
+    let units: Vec<Vec<u8>> = pictures
+        .iter()
+        .map(|p| {
+            let encoded = encoder.encode(p).expect("H.264 encode");
+            encoded.into_iter().flat_map(|f| f.data).collect()
+        })
+        .collect();
+    let took = start.elapsed();
+    let bytes: usize = units.iter().map(Vec::len).sum();
+    let kbps = bytes as f64 * 8.0 * f64::from(FPS) / FRAMES as f64 / 1000.0;
+    println!(
+        "  {:<44} {} {kbps:>10.0}",
+        "H.264 encode (openh264), target 1000 kbit/s",
+        per_frame(took, FRAMES)
+    );
+    let mut decoder = H264Decoder::new().expect("H.264 decoder");
+    let start = Instant::now();
+    for (i, u) in units.iter().enumerate() {
+        decoder.decode(u, i as u64).expect("H.264 decode");
+    }
+    println!(
+        "  {:<44} {}",
+        "H.264 decode (that stream)",
         per_frame(start.elapsed(), FRAMES)
     );
 
