@@ -184,6 +184,21 @@ impl H264Encoder {
     }
 }
 
+/// The NAL unit types of an Annex B byte stream (the byte after each start code).
+fn nal_types(stream: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    stream
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .filter_map(|(i, _)| stream.get(i + 3).map(|h| h & 0x1f))
+}
+
+/// Whether an Annex B access unit holds an IDR picture (NAL type 5), which decodes
+/// without earlier units.
+pub fn is_keyframe(access_unit: &[u8]) -> bool {
+    nal_types(access_unit).any(|t| t == 5)
+}
+
 /// An H.264 decoder producing I420 pictures.
 pub struct H264Decoder {
     inner: Decoder,
@@ -301,6 +316,17 @@ mod tests {
                 "{xs:?}x{ys:?}: {got:.1} vs {want:.1}"
             );
         }
+    }
+
+    #[test]
+    fn keyframes_are_told_by_their_idr_unit() {
+        let mut enc = H264Encoder::new(320, 240, Settings::default()).unwrap();
+        let first = enc.encode(&pattern(320, 240, 0)).unwrap().remove(0);
+        let next = enc.encode(&pattern(320, 240, 33_333)).unwrap().remove(0);
+        assert!(is_keyframe(&first.data) && first.keyframe);
+        assert!(!is_keyframe(&next.data) && !next.keyframe);
+        assert!(!is_keyframe(&[]) && !is_keyframe(&[0, 0, 1]));
+        assert!(is_keyframe(&[0, 0, 0, 1, 0x65, 0x88]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::registry::{Command, Connections, Outputs};
 use super::stats::{self, Stage};
 use super::time_limit::{self, Step, TimeLimit};
 use super::turns::{self, Turns};
-use super::video::{Decoded, VideoIn, VideoOut};
+use super::video::{Decoded, VideoCodec, VideoIn, VideoOut};
 use crate::runtime::{
     CallError, HandlerInstance, Modality, Mode, StreamSpec, TurnTaking, VideoFrame,
 };
@@ -159,11 +159,14 @@ impl WebRtcSession {
                 None
             },
             video_in: if video && takes {
-                Some(VideoIn::new(s.video_format)?)
+                Some(VideoIn::new(s.video_format))
             } else {
                 None
             },
-            video_out: (video && gives && sends_video).then(|| VideoOut::new(s.fps)),
+            video_out: match self.peer.video_codec().and_then(VideoCodec::of) {
+                Some(codec) if video && gives && sends_video => Some(VideoOut::new(codec, s.fps)),
+                _ => None,
+            },
             next_video: None,
             started: Instant::now(),
             turns: match self.turn_taking {
@@ -398,13 +401,16 @@ impl WebRtcSession {
                 rtp_time,
                 contiguous,
             } => {
-                if codec != str0m::format::Codec::Vp8 {
-                    return None;
-                }
+                let codec = VideoCodec::of(codec)?;
                 let input = media.video_in.as_mut()?;
                 let ts = rtp_time * 100 / 9;
-                match stats::time(Stage::Codec, || input.decode(&data, contiguous, ts)) {
-                    Decoded::Frame(frame) => {
+                let decoded =
+                    stats::time(Stage::Codec, || input.decode(codec, &data, contiguous, ts));
+                match decoded {
+                    Err(e) => {
+                        tracing::debug!(connection = %self.id, "no {codec:?} decoder: {e}");
+                    }
+                    Ok(Decoded::Frame(frame)) => {
                         // Backpressure: when more video is already waiting, skip the
                         // handler for this frame (it was decoded to keep the reference).
                         if self.peer.has_queued_video() {
@@ -421,8 +427,8 @@ impl WebRtcSession {
                         }
                         return self.handle_events(media);
                     }
-                    Decoded::Nothing => {}
-                    Decoded::NeedKeyframe => self.peer.request_keyframe(),
+                    Ok(Decoded::Nothing) => {}
+                    Ok(Decoded::NeedKeyframe) => self.peer.request_keyframe(),
                 }
             }
         }
