@@ -34,6 +34,9 @@ pub struct Cli {
     /// Clients that join at once while a ramp step fills up.
     #[arg(long, default_value_t = 20)]
     pub batch: usize,
+    /// The video codec of `--mode video` both ways (the client offers only this one).
+    #[arg(long, value_enum, default_value_t = VideoCodec::Vp8)]
+    pub codec: VideoCodec,
     /// Video streams whose returned frames are decoded to read the frame counter
     /// (latency); the others only count frames.
     #[arg(long, default_value_t = 4)]
@@ -77,10 +80,30 @@ pub struct Cli {
 pub enum Mode {
     /// WebRTC, Opus audio both ways: 20 ms packets, a loud burst every 500 ms.
     Audio,
-    /// WebRTC, VP8 640x480 at 30 fps both ways with a frame counter drawn in the picture.
+    /// WebRTC, 640x480 video at 30 fps both ways (VP8 or H.264, `--codec`) with a frame
+    /// counter drawn in the picture.
     Video,
     /// FastRTC's WebSocket audio (`/websocket/offer`, base64 μ-law), bursts as for audio.
     Ws,
+}
+
+/// The codec of the video clients send and decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VideoCodec {
+    /// VP8 (libvpx).
+    Vp8,
+    /// H.264 (OpenH264, constrained baseline), sent as Annex B access units.
+    H264,
+}
+
+impl VideoCodec {
+    /// The name printed in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "vp8",
+            VideoCodec::H264 => "h264",
+        }
+    }
 }
 
 /// What a run measures.

@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::json;
 
-use cli::{Cli, ClientKind, Mode, Scenario};
+use cli::{Cli, ClientKind, Mode, Scenario, VideoCodec};
 use host::Server;
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +33,9 @@ fn main() -> anyhow::Result<()> {
     }
     if cli.client == ClientKind::WebrtcRs && cli.mode != Mode::Audio {
         bail!("--client webrtc-rs is for --mode audio only");
+    }
+    if cli.codec != VideoCodec::Vp8 && cli.mode != Mode::Video {
+        bail!("--codec is for --mode video only");
     }
     // One thread: every client is a task, so the load generator uses at most one core.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -108,8 +111,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         c.lines().filter(|l| l.starts_with("processor")).count()
     });
     println!(
-        "wasmrtc-loadgen: mode {:?}, client {}, server {} (pid {}, {}), loadgen on CPU {}; {} CPUs, load average {}",
+        "wasmrtc-loadgen: mode {:?}{}, client {}, server {} (pid {}, {}), loadgen on CPU {}; {} CPUs, load average {}",
         cli.mode,
+        video_codec(&cli).map_or(String::new(), |c| format!(" ({c})")),
         if cli.mode == Mode::Ws {
             "tokio-tungstenite"
         } else {
@@ -155,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(path) = &cli.json {
         let doc = json!({
             "mode": format!("{:?}", cli.mode).to_lowercase(),
+            "codec": video_codec(&cli),
             "scenario": format!("{:?}", cli.scenario).to_lowercase(),
             "client": if cli.mode == Mode::Ws { "tokio-tungstenite" } else { cli.client.name() },
             "server": {"url": server.url, "pid": server.pid, "started": server.owned(), "cpus": cli.host_cpus},
@@ -168,6 +173,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// The video codec of the run, if it sends video.
+fn video_codec(cli: &Cli) -> Option<&'static str> {
+    (cli.mode == Mode::Video).then(|| cli.codec.name())
 }
 
 /// The scenarios that start their own server with tenants.

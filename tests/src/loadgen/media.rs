@@ -1,14 +1,17 @@
 //! The media every client sends, encoded once and shared: a 500 ms audio cycle (one loud
-//! 20 ms burst, then silence) as Opus packets and as μ-law, and a loop of 640x480 VP8
-//! frames each carrying its index as a row of big black and white blocks.
+//! 20 ms burst, then silence) as Opus packets and as μ-law, and a loop of 640x480 VP8 or
+//! H.264 frames each carrying its index as a row of big black and white blocks.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use wasmrtc::media::{
-    OpusEncoder, OpusSettings, Picture, PixelFormat, Vp8Encoder, Vp8Settings, mulaw,
+    EncodedFrame, H264Decoder, H264Encoder, H264Settings, MediaError, OpusEncoder, OpusSettings,
+    Picture, PixelFormat, Vp8Decoder, Vp8Encoder, Vp8Settings, mulaw,
 };
 use wasmrtc_tests::signal;
+
+use crate::cli::VideoCodec;
 
 /// Samples in a 20 ms frame at 48 kHz.
 pub const AUDIO_FRAME: usize = 960;
@@ -32,6 +35,10 @@ const COUNTER_BITS: usize = 10;
 const BLOCKS: usize = COUNTER_BITS + 2;
 /// Height of the counter band, in pixels.
 const BAND: usize = 48;
+/// Bitrate of the video loop, kbit/s.
+const VIDEO_KBPS: u32 = 1_000;
+/// Encodes of one picture before the loop gives up on an encoder that keeps dropping it.
+const MAX_ENCODES: usize = 8;
 
 /// One audio cycle, encoded.
 pub struct AudioCycle {
@@ -77,39 +84,132 @@ impl AudioCycle {
     }
 }
 
-/// The loop of VP8 frames every video client sends.
+/// The loop of encoded frames every video client sends.
 pub struct VideoLoop {
-    /// One encoded frame per index; a keyframe every second.
+    /// The codec of the frames.
+    pub codec: VideoCodec,
+    /// One encoded frame per index (VP8 frames, or H.264 Annex B access units); a
+    /// keyframe every second.
     pub frames: Vec<Arc<[u8]>>,
 }
 
 impl VideoLoop {
     /// Draw and encode the loop (about a second of CPU, once).
-    pub fn new() -> anyhow::Result<Self> {
-        let settings = Vp8Settings {
-            bitrate_kbps: 1_000,
-            fps: VIDEO_FPS,
-            keyframe_interval: VIDEO_FPS,
-            ..Vp8Settings::default()
-        };
-        let mut encoder =
-            Vp8Encoder::new(VIDEO_WIDTH, VIDEO_HEIGHT, settings).context("VP8 encoder")?;
-        let mut frames = Vec::with_capacity(VIDEO_LOOP);
-        for i in 0..VIDEO_LOOP {
-            let picture = counter_picture(i, i as u64 * 1_000_000 / u64::from(VIDEO_FPS));
+    pub fn new(codec: VideoCodec) -> anyhow::Result<Self> {
+        Self::encode(codec, VIDEO_LOOP)
+    }
+
+    /// The first `count` frames of the loop.
+    fn encode(codec: VideoCodec, count: usize) -> anyhow::Result<Self> {
+        let mut encoder = VideoEncoder::new(codec)?;
+        let mut frames = Vec::with_capacity(count);
+        // Encoder time runs on when a rate control drops a picture and it is encoded again.
+        let mut tick = 0u64;
+        for i in 0..count {
             if i == 0 {
                 encoder.force_keyframe();
             }
-            let encoded = encoder.encode(&picture).context("VP8 encode")?;
-            let data: Vec<u8> = encoded.into_iter().flat_map(|f| f.data).collect();
+            let mut data = Vec::new();
+            for _ in 0..MAX_ENCODES {
+                let picture = counter_picture(i, tick * 1_000_000 / u64::from(VIDEO_FPS));
+                tick += 1;
+                data = encoder
+                    .encode(&picture)
+                    .with_context(|| format!("{} encode", codec.name()))?
+                    .into_iter()
+                    .flat_map(|f| f.data)
+                    .collect();
+                if !data.is_empty() {
+                    break;
+                }
+            }
+            if data.is_empty() {
+                anyhow::bail!("the {} encoder dropped frame {i} every time", codec.name());
+            }
             frames.push(Arc::from(data));
         }
-        Ok(Self { frames })
+        Ok(Self { codec, frames })
     }
 
     /// Mean size of a frame in bytes.
     pub fn mean_bytes(&self) -> usize {
         self.frames.iter().map(|f| f.len()).sum::<usize>() / self.frames.len().max(1)
+    }
+}
+
+/// The encoder of the loop: the same bitrate, rate and keyframe interval for either codec.
+enum VideoEncoder {
+    Vp8(Vp8Encoder),
+    H264(Box<H264Encoder>),
+}
+
+impl VideoEncoder {
+    fn new(codec: VideoCodec) -> anyhow::Result<Self> {
+        Ok(match codec {
+            VideoCodec::Vp8 => {
+                let settings = Vp8Settings {
+                    bitrate_kbps: VIDEO_KBPS,
+                    fps: VIDEO_FPS,
+                    keyframe_interval: VIDEO_FPS,
+                    ..Vp8Settings::default()
+                };
+                Self::Vp8(
+                    Vp8Encoder::new(VIDEO_WIDTH, VIDEO_HEIGHT, settings).context("VP8 encoder")?,
+                )
+            }
+            VideoCodec::H264 => {
+                let settings = H264Settings {
+                    bitrate_kbps: VIDEO_KBPS,
+                    fps: VIDEO_FPS,
+                    keyframe_interval: VIDEO_FPS,
+                    ..H264Settings::default()
+                };
+                Self::H264(Box::new(
+                    H264Encoder::new(VIDEO_WIDTH, VIDEO_HEIGHT, settings)
+                        .context("H.264 encoder")?,
+                ))
+            }
+        })
+    }
+
+    fn force_keyframe(&mut self) {
+        match self {
+            Self::Vp8(e) => e.force_keyframe(),
+            Self::H264(e) => e.force_keyframe(),
+        }
+    }
+
+    fn encode(&mut self, picture: &Picture) -> Result<Vec<EncodedFrame>, MediaError> {
+        match self {
+            Self::Vp8(e) => e.encode(picture),
+            Self::H264(e) => e.encode(picture),
+        }
+    }
+}
+
+/// The decoder of returned frames, for either codec.
+pub enum VideoDecoder {
+    /// VP8 frames.
+    Vp8(Vp8Decoder),
+    /// H.264 Annex B access units.
+    H264(H264Decoder),
+}
+
+impl VideoDecoder {
+    /// A decoder of `codec`.
+    pub fn new(codec: VideoCodec) -> anyhow::Result<Self> {
+        Ok(match codec {
+            VideoCodec::Vp8 => Self::Vp8(Vp8Decoder::new().context("VP8 decoder")?),
+            VideoCodec::H264 => Self::H264(H264Decoder::new().context("H.264 decoder")?),
+        })
+    }
+
+    /// Decode one frame; `Err` when it is corrupt (ask for a keyframe).
+    pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Picture>, MediaError> {
+        match self {
+            Self::Vp8(d) => d.decode(frame, 0),
+            Self::H264(d) => d.decode(frame, 0),
+        }
     }
 }
 
@@ -194,5 +294,17 @@ mod tests {
                 .copy_from_slice(&p.data[(h - 1 - row) * w..(h - row) * w]);
         }
         assert_eq!(read_counter(&flipped), Some(137));
+    }
+
+    #[test]
+    fn the_counter_survives_either_codec() {
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let video = VideoLoop::encode(codec, 3).unwrap();
+            let mut decoder = VideoDecoder::new(codec).unwrap();
+            for (i, frame) in video.frames.iter().enumerate() {
+                let picture = decoder.decode(frame).unwrap().expect("a picture per frame");
+                assert_eq!(read_counter(&picture), Some(i), "{codec:?} frame {i}");
+            }
+        }
     }
 }

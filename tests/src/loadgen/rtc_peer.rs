@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 use str0m::change::SdpAnswer;
-use str0m::format::Codec;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use wasmrtc::media::Vp8Decoder;
 
+use crate::cli::VideoCodec;
 use crate::media::{
-    AUDIO_CYCLE, AUDIO_FRAME, AudioCycle, VIDEO_FPS, VIDEO_LOOP, VideoLoop, read_counter,
+    AUDIO_CYCLE, AUDIO_FRAME, AudioCycle, VIDEO_FPS, VIDEO_LOOP, VideoDecoder, VideoLoop,
+    read_counter,
 };
 use crate::report::{Shared, lock};
 
@@ -27,7 +28,8 @@ use crate::report::{Shared, lock};
 pub enum Send {
     /// Opus audio: the burst cycle, looped.
     Audio(Arc<AudioCycle>),
-    /// VP8 video: the counter loop; `decode` also decodes what returns (for latency).
+    /// Video (the loop's codec, the only one offered): the counter loop; `decode` also
+    /// decodes what returns (for latency).
     Video(Arc<VideoLoop>, bool),
 }
 
@@ -73,6 +75,26 @@ struct Track {
     pt: Option<Pt>,
 }
 
+/// The payload type to send with: Opus for audio; for video the codec's, and for H.264
+/// one with packetization mode 1 (str0m fragments big NAL units as FU-A) if negotiated.
+fn send_pt<'a>(
+    params: impl Iterator<Item = &'a PayloadParams>,
+    kind: MediaKind,
+    video: VideoCodec,
+) -> Option<Pt> {
+    let codec = match (kind, video) {
+        (MediaKind::Audio, _) => Codec::Opus,
+        (_, VideoCodec::Vp8) => Codec::Vp8,
+        (_, VideoCodec::H264) => Codec::H264,
+    };
+    let params: Vec<_> = params.filter(|p| p.spec().codec == codec).collect();
+    params
+        .iter()
+        .find(|p| p.spec().format.packetization_mode == Some(1))
+        .or(params.first())
+        .map(|p| p.pt())
+}
+
 async fn peer(
     http: &reqwest::Client,
     base: &str,
@@ -82,11 +104,16 @@ async fn peer(
 ) -> anyhow::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.context("bind UDP")?;
     let local = socket.local_addr()?;
+    let video_codec = match &send {
+        Send::Video(video, _) => video.codec,
+        Send::Audio(_) => VideoCodec::Vp8,
+    };
     let mut rtc = RtcConfig::new()
         .set_dtls_cert(wasmrtc::transport::shared_cert())
         .clear_codecs()
         .enable_opus(true, false)
-        .enable_vp8(true)
+        .enable_vp8(video_codec == VideoCodec::Vp8)
+        .enable_h264(video_codec == VideoCodec::H264)
         .set_stats_interval(None)
         .build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| anyhow!("{e}"))?);
@@ -132,7 +159,7 @@ async fn peer(
     // Video: when each loop index last left; the decoder of returned frames.
     let mut frame_sent: Vec<Option<Instant>> = vec![None; VIDEO_LOOP];
     let mut decoder = match &send {
-        Send::Video(_, true) => Some(Vp8Decoder::new().context("VP8 decoder")?),
+        Send::Video(video, true) => Some(VideoDecoder::new(video.codec)?),
         _ => None,
     };
     let mut last_pli = started;
@@ -171,7 +198,7 @@ async fn peer(
                             Send::Video(..) => {
                                 drop(s);
                                 if let Some(dec) = decoder.as_mut() {
-                                    match dec.decode(&d.data, 0) {
+                                    match dec.decode(&d.data) {
                                         Ok(Some(picture)) => {
                                             if let Some(at) = read_counter(&picture)
                                                 .and_then(|c| frame_sent.get(c).copied().flatten())
@@ -221,8 +248,7 @@ async fn peer(
                 let now = Instant::now();
                 if let Some(at) = next_send.filter(|&at| at <= now) {
                     if track.pt.is_none() {
-                        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
-                        track.pt = rtc.writer(track.mid).and_then(|w| w.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()));
+                        track.pt = rtc.writer(track.mid).and_then(|w| send_pt(w.payload_params(), kind, video_codec));
                     }
                     if let (Some(pt), Some(w)) = (track.pt, rtc.writer(track.mid)) {
                         let (data, time) = match &send {

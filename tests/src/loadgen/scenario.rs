@@ -37,13 +37,14 @@ impl<'a> Load<'a> {
             .transpose()?
             .map(Arc::new);
         let video = (cli.mode == Mode::Video)
-            .then(VideoLoop::new)
+            .then(|| VideoLoop::new(cli.codec))
             .transpose()?
             .map(Arc::new);
         if let Some(v) = &video {
             println!(
-                "video loop: {} frames, {} bytes per frame on average",
+                "video loop: {} frames of {}, {} bytes per frame on average",
                 v.frames.len(),
+                v.codec.name(),
                 v.mean_bytes()
             );
         }
