@@ -1,6 +1,6 @@
 //! An independent WebRTC client (webrtc-rs) that speaks FastRTC's protocol to a wasmrtc
-//! server: signaling over `POST {base}/webrtc/offer`, media over RTP (Opus audio, VP8
-//! video), control messages over a data channel labelled `text`, inputs over
+//! server: signaling over `POST {base}/webrtc/offer`, media over RTP (Opus audio, VP8 or
+//! H.264 video), control messages over a data channel labelled `text`, inputs over
 //! `POST {base}/input_hook` and outputs over `GET {base}/outputs` (SSE).
 //!
 //! Used by the end-to-end tests and the load generator. Every wait is bounded by a
@@ -16,8 +16,11 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -28,8 +31,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wasmrtc::media::{
-    OpusDecoder, OpusEncoder, OpusSettings, Picture, PixelFormat, Vp8Decoder, Vp8Encoder,
-    Vp8Settings,
+    EncodedFrame, H264Decoder, H264Encoder, H264Settings, MediaError, OpusDecoder, OpusEncoder,
+    OpusSettings, Picture, PixelFormat, Vp8Decoder, Vp8Encoder, Vp8Settings,
 };
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
@@ -49,6 +52,7 @@ const AUDIO_FRAME: usize = 960;
 /// Payload types the peer offers.
 const OPUS_PT: u8 = 111;
 const VP8_PT: u8 = 96;
+const H264_PT: u8 = 102;
 /// Received pictures kept (the oldest are dropped; [`TestPeer::video_frames`] counts all).
 const KEEP_PICTURES: usize = 16;
 /// Longest run of lost audio packets concealed with silence-like PLC.
@@ -132,6 +136,26 @@ impl Media {
     }
 }
 
+/// The video codec a [`TestPeer`] offers (the only one), sends and decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    /// VP8 (RFC 7741).
+    #[default]
+    Vp8,
+    /// H.264 constrained baseline, packetization mode 1 (RFC 6184).
+    H264,
+}
+
+impl VideoCodec {
+    /// Whether an encoded frame (an Annex B access unit for H.264) decodes on its own.
+    fn is_keyframe(self, frame: &[u8]) -> bool {
+        match self {
+            VideoCodec::Vp8 => wasmrtc::media::vp8::is_keyframe(frame),
+            VideoCodec::H264 => wasmrtc::media::h264::is_keyframe(frame),
+        }
+    }
+}
+
 /// How a [`TestPeer`] connects and what it sends.
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
@@ -145,6 +169,8 @@ pub struct PeerOptions {
     pub tone_hz: f64,
     /// Peak amplitude of that sine (i16 units).
     pub tone_amplitude: f64,
+    /// Codec of the video both ways.
+    pub video_codec: VideoCodec,
     /// Size of the video the peer sends.
     pub video_size: (u32, u32),
     /// Frames per second of the video the peer sends.
@@ -163,6 +189,7 @@ impl Default for PeerOptions {
         Self {
             audio: Media::None,
             video: Media::None,
+            video_codec: VideoCodec::Vp8,
             webrtc_id: None,
             tone_hz: 1_000.0,
             tone_amplitude: 8_000.0,
@@ -430,6 +457,7 @@ struct Received {
 
 struct Handler {
     received: Arc<Received>,
+    video_codec: VideoCodec,
     gathered: watch::Sender<bool>,
     state: watch::Sender<RTCPeerConnectionState>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -448,12 +476,12 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let received = self.received.clone();
+        let (received, video_codec) = (self.received.clone(), self.video_codec);
         // The callback runs on the connection's driver: read the track elsewhere.
         let task = tokio::spawn(async move {
             match track.kind().await {
                 RtpCodecKind::Audio => read_audio(track, received).await,
-                RtpCodecKind::Video => read_video(track, received).await,
+                RtpCodecKind::Video => read_video(track, video_codec, received).await,
                 _ => {}
             }
         });
@@ -508,12 +536,56 @@ async fn read_audio(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
     }
 }
 
-/// Reassembles VP8 frames from RTP packets (RFC 7741), dropping frames with a loss.
-#[derive(Default)]
-struct Vp8Assembler {
+/// The RTP payload format of a video codec: a payload's share of its frame.
+enum PayloadFormat {
+    /// RFC 7741: each payload carries a descriptor and part of the frame.
+    Vp8,
+    /// RFC 6184: single NAL units, STAP-A and FU-A, out as Annex B; FU-A fragments are
+    /// kept until the last one.
+    H264(H264Packet),
+}
+
+impl PayloadFormat {
+    fn new(codec: VideoCodec) -> Self {
+        match codec {
+            VideoCodec::Vp8 => PayloadFormat::Vp8,
+            VideoCodec::H264 => PayloadFormat::H264(H264Packet::default()),
+        }
+    }
+
+    /// Forget fragments of an earlier frame.
+    fn restart(&mut self) {
+        if let PayloadFormat::H264(packet) = self {
+            *packet = H264Packet::default();
+        }
+    }
+
+    /// The bytes `payload` adds to its frame, and whether it begins the frame; `None` if
+    /// it does not parse.
+    fn depacketize(&mut self, payload: &Bytes) -> Option<(Bytes, bool)> {
+        match self {
+            PayloadFormat::Vp8 => {
+                let mut descriptor = Vp8Packet::default();
+                let data = descriptor.depacketize(payload).ok()?;
+                Some((data, descriptor.s == 1 && descriptor.pid == 0))
+            }
+            PayloadFormat::H264(packet) => {
+                let starts = packet.is_partition_head(payload);
+                Some((packet.depacketize(payload).ok()?, starts))
+            }
+        }
+    }
+}
+
+/// Reassembles video frames (VP8 frames, H.264 access units) from RTP packets by
+/// timestamp and marker bit, dropping frames with a loss.
+struct FrameAssembler {
+    format: PayloadFormat,
     timestamp: Option<u32>,
     next_seq: Option<u16>,
     frame: Vec<u8>,
+    /// A packet of the frame being assembled was taken.
+    started: bool,
     /// The frame being assembled missed a packet (or its start).
     broken: bool,
 }
@@ -525,7 +597,18 @@ enum Assembled {
     Lost,
 }
 
-impl Vp8Assembler {
+impl FrameAssembler {
+    fn new(codec: VideoCodec) -> Self {
+        Self {
+            format: PayloadFormat::new(codec),
+            timestamp: None,
+            next_seq: None,
+            frame: Vec::new(),
+            started: false,
+            broken: false,
+        }
+    }
+
     fn push(&mut self, packet: &rtc::rtp::Packet) -> Assembled {
         let h = &packet.header;
         let mut lost = false;
@@ -539,25 +622,28 @@ impl Vp8Assembler {
         self.next_seq = Some(h.sequence_number.wrapping_add(1));
         if self.timestamp != Some(h.timestamp) {
             // A new frame; an unfinished previous one is dropped.
-            lost |= !self.frame.is_empty() && !self.broken;
+            lost |= self.started && !self.broken;
             self.timestamp = Some(h.timestamp);
             self.frame.clear();
+            self.format.restart();
+            self.started = false;
             self.broken = false;
         }
-        let mut descriptor = Vp8Packet::default();
-        let Ok(payload) = descriptor.depacketize(&packet.payload) else {
+        let Some((payload, starts)) = self.format.depacketize(&packet.payload) else {
             self.broken = true;
             return Assembled::Lost;
         };
-        let starts = descriptor.s == 1 && descriptor.pid == 0;
-        if lost || (self.frame.is_empty() && !starts) {
+        if lost || (!self.started && !starts) {
             self.broken = true;
         }
+        self.started = true;
         if !self.broken {
             self.frame.extend_from_slice(&payload);
         }
         if h.marker {
             let frame = std::mem::take(&mut self.frame);
+            self.format.restart();
+            self.started = false;
             if std::mem::take(&mut self.broken) {
                 return Assembled::Lost;
             }
@@ -571,11 +657,33 @@ impl Vp8Assembler {
     }
 }
 
-async fn read_video(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
-    let Ok(mut decoder) = Vp8Decoder::new() else {
+/// A decoder of the negotiated video codec.
+enum VideoDecoder {
+    Vp8(Vp8Decoder),
+    H264(H264Decoder),
+}
+
+impl VideoDecoder {
+    fn new(codec: VideoCodec) -> Result<Self, MediaError> {
+        Ok(match codec {
+            VideoCodec::Vp8 => VideoDecoder::Vp8(Vp8Decoder::new()?),
+            VideoCodec::H264 => VideoDecoder::H264(H264Decoder::new()?),
+        })
+    }
+
+    fn decode(&mut self, frame: &[u8], timestamp_us: u64) -> Result<Option<Picture>, MediaError> {
+        match self {
+            VideoDecoder::Vp8(d) => d.decode(frame, timestamp_us),
+            VideoDecoder::H264(d) => d.decode(frame, timestamp_us),
+        }
+    }
+}
+
+async fn read_video(track: Arc<dyn TrackRemote>, codec: VideoCodec, received: Arc<Received>) {
+    let Ok(mut decoder) = VideoDecoder::new(codec) else {
         return;
     };
-    let mut assembler = Vp8Assembler::default();
+    let mut assembler = FrameAssembler::new(codec);
     let mut waiting_keyframe = true;
     let mut last_pli: Option<Instant> = None;
     while let Some(packet) = next_packet(track.as_ref()).await {
@@ -589,7 +697,7 @@ async fn read_video(track: Arc<dyn TrackRemote>, received: Arc<Received>) {
                 need_keyframe = true;
             }
             Assembled::Frame(frame) => {
-                let key = wasmrtc::media::vp8::is_keyframe(&frame);
+                let key = codec.is_keyframe(&frame);
                 if waiting_keyframe && !key {
                     need_keyframe = true;
                 } else {
@@ -661,11 +769,11 @@ pub fn mean_luma(picture: &Picture, rows: std::ops::Range<u32>) -> f64 {
     sum as f64 / n as f64
 }
 
-/// The codec the peer offers for `kind` (Opus for audio, VP8 for video), with its
+/// The codec the peer offers for `kind` (Opus for audio, `video` for video), with its
 /// payload type.
-fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
-    let (rtp_codec, payload_type) = match kind {
-        RtpCodecKind::Audio => (
+fn codec(kind: RtpCodecKind, video: VideoCodec) -> RTCRtpCodecParameters {
+    let (rtp_codec, payload_type) = match (kind, video) {
+        (RtpCodecKind::Audio, _) => (
             RTCRtpCodec {
                 mime_type: MIME_TYPE_OPUS.to_owned(),
                 clock_rate: 48_000,
@@ -675,7 +783,7 @@ fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
             },
             OPUS_PT,
         ),
-        _ => (
+        (_, VideoCodec::Vp8) => (
             RTCRtpCodec {
                 mime_type: MIME_TYPE_VP8.to_owned(),
                 clock_rate: 90_000,
@@ -684,6 +792,18 @@ fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
                 rtcp_feedback: vec![],
             },
             VP8_PT,
+        ),
+        (_, VideoCodec::H264) => (
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .to_owned(),
+                rtcp_feedback: vec![],
+            },
+            H264_PT,
         ),
     };
     RTCRtpCodecParameters {
@@ -752,7 +872,7 @@ impl TestPeer {
 
         let mut media_engine = MediaEngine::default();
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            media_engine.register_codec(codec(kind), kind)?;
+            media_engine.register_codec(codec(kind, options.video_codec), kind)?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
 
@@ -762,6 +882,7 @@ impl TestPeer {
         let tasks = Arc::new(Mutex::new(Vec::new()));
         let handler = Arc::new(Handler {
             received: received.clone(),
+            video_codec: options.video_codec,
             gathered: gathered_tx,
             state: state_tx,
             tasks: tasks.clone(),
@@ -794,7 +915,8 @@ impl TestPeer {
                 };
                 if media.sends() {
                     let ssrc = rand_ssrc();
-                    let track = local_track(kind, codec(kind).rtp_codec, ssrc)?;
+                    let track =
+                        local_track(kind, codec(kind, options.video_codec).rtp_codec, ssrc)?;
                     let transceiver = pc
                         .add_transceiver_from_track(
                             track.clone() as Arc<dyn TrackLocal>,
@@ -899,7 +1021,7 @@ impl TestPeer {
         }
 
         for (kind, track, sender, ssrc) in outgoing {
-            let pt = payload_type(&sender, codec(kind).payload_type).await;
+            let pt = payload_type(&sender, codec(kind, options.video_codec).payload_type).await;
             let (options, received) = (options.clone(), peer.received.clone());
             peer.push_task(tokio::spawn(async move {
                 match kind {
@@ -1182,7 +1304,51 @@ async fn send_audio(
     }
 }
 
-/// Send the test pattern as VP8 at the configured size and frame rate.
+/// An encoder of the video codec the peer sends.
+enum VideoEncoder {
+    Vp8(Vp8Encoder),
+    H264(Box<H264Encoder>),
+}
+
+impl VideoEncoder {
+    /// An encoder for `w` x `h` pictures at `fps`, 600 kbit/s, a keyframe every second:
+    /// the peer does not see the server's keyframe requests (webrtc-rs keeps inbound RTCP
+    /// for its interceptors).
+    fn new(codec: VideoCodec, w: u32, h: u32, fps: u32) -> Result<Self, MediaError> {
+        Ok(match codec {
+            VideoCodec::Vp8 => VideoEncoder::Vp8(Vp8Encoder::new(
+                w,
+                h,
+                Vp8Settings {
+                    bitrate_kbps: 600,
+                    fps,
+                    keyframe_interval: fps,
+                    ..Vp8Settings::default()
+                },
+            )?),
+            VideoCodec::H264 => VideoEncoder::H264(Box::new(H264Encoder::new(
+                w,
+                h,
+                H264Settings {
+                    bitrate_kbps: 600,
+                    fps,
+                    keyframe_interval: fps,
+                    ..H264Settings::default()
+                },
+            )?)),
+        })
+    }
+
+    /// The frames of one picture (VP8 frames, or one Annex B access unit for H.264).
+    fn encode(&mut self, picture: &Picture) -> Result<Vec<EncodedFrame>, MediaError> {
+        match self {
+            VideoEncoder::Vp8(e) => e.encode(picture),
+            VideoEncoder::H264(e) => e.encode(picture),
+        }
+    }
+}
+
+/// Send the test pattern in the configured codec, size and frame rate.
 async fn send_video(
     track: Arc<TrackLocalStaticSample>,
     ssrc: u32,
@@ -1192,18 +1358,10 @@ async fn send_video(
 ) {
     let (w, h) = options.video_size;
     let fps = options.fps.max(1);
-    let settings = Vp8Settings {
-        bitrate_kbps: 600,
-        fps,
-        // A keyframe every second: the peer does not see the server's keyframe requests
-        // (webrtc-rs keeps inbound RTCP for its interceptors).
-        keyframe_interval: fps,
-        ..Vp8Settings::default()
-    };
-    let mut encoder = match Vp8Encoder::new(w, h, settings) {
+    let mut encoder = match VideoEncoder::new(options.video_codec, w, h, fps) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("test peer: no VP8 encoder: {e}");
+            eprintln!("test peer: no {:?} encoder: {e}", options.video_codec);
             return;
         }
     };

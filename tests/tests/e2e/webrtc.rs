@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use wasmrtc::runtime::{HandlerComponent, InstanceLimits};
 use wasmrtc::{Stream, StreamConfig, Transport};
 use wasmrtc_tests::peer::{
-    self, Media, Outputs, PeerOptions, Rejected, TestPeer, mean_luma, serve_guest, test_pattern,
+    self, Media, Outputs, PeerOptions, Rejected, TestPeer, VideoCodec, mean_luma, serve_guest,
+    test_pattern,
 };
 use wasmrtc_tests::{checks, guests, signal, test_runtime};
 
@@ -310,6 +311,35 @@ async fn brightness_is_reported_on_the_channel_and_over_sse() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(refused, "/outputs for a closed connection is refused");
+}
+
+/// A client that offers H.264 only, with these audio and video directions.
+fn h264(audio: Media, video: Media) -> PeerOptions {
+    PeerOptions {
+        video_codec: VideoCodec::H264,
+        ..PeerOptions::new(audio, video)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_client_gets_its_video_flipped() {
+    let (base, _stream) = serve_guest(guests::FLIP, StreamConfig::default()).await;
+    let mut client = TestPeer::connect(&base, h264(Media::None, Media::SendRecv))
+        .await
+        .unwrap_or_else(|e| panic!("connect with H.264: {e:#}"));
+    checks::flipped_video(&client, "flip over H.264", WAIT).await;
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_clients_brightness_is_reported() {
+    let (base, _stream) = serve_guest(guests::BRIGHTNESS, StreamConfig::default()).await;
+    let mut client = TestPeer::connect(&base, h264(Media::None, Media::Send))
+        .await
+        .unwrap_or_else(|e| panic!("connect with H.264: {e:#}"));
+    let mut outputs = client.outputs().await.unwrap();
+    checks::reported_brightness(&mut outputs, "brightness over H.264", WAIT).await;
+    client.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
