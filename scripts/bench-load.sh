@@ -20,7 +20,7 @@ for s in "${scenarios[@]}"; do
         audio)     "$loadgen" --mode audio --streams 40,60,80,100,120 --keep-going --json "$out/audio.json" ;;
         webrtc-rs) "$loadgen" --mode audio --client webrtc-rs --streams 20,40,60,80 --json "$out/audio-webrtc-rs.json" ;;
         video)     "$loadgen" --mode video --streams 4,5,6,7,8 --keep-going --json "$out/video.json" ;;
-        video-h264) "$loadgen" --mode video --codec h264 --streams 5,6,7,8,9,10 --keep-going --json "$out/video-h264.json" ;;
+        video-h264) "$loadgen" --mode video --codec h264 --streams 8,10,11,12,13,14 --keep-going --json "$out/video-h264.json" ;;
         join)      "$loadgen" --mode audio --scenario join --joins 100 --json "$out/join.json" ;;
         ws)        "$loadgen" --mode ws --streams 50,100,200,250,300 --keep-going --json "$out/ws.json" ;;
         hot-swap)  "$loadgen" --mode ws --scenario hot-swap --streams 50 --json "$out/hot-swap.json" ;;
