@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wasmrtc::media::{
-    EncodedFrame, H264Decoder, H264Encoder, H264Settings, MediaError, OpusDecoder, OpusEncoder,
-    OpusSettings, Picture, PixelFormat, Vp8Decoder, Vp8Encoder, Vp8Settings,
+    OpusDecoder, OpusEncoder, OpusSettings, Picture, PixelFormat, VideoDecoder, VideoEncoder,
+    VideoSettings,
 };
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
@@ -137,24 +137,7 @@ impl Media {
 }
 
 /// The video codec a [`TestPeer`] offers (the only one), sends and decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VideoCodec {
-    /// VP8 (RFC 7741).
-    #[default]
-    Vp8,
-    /// H.264 constrained baseline, packetization mode 1 (RFC 6184).
-    H264,
-}
-
-impl VideoCodec {
-    /// Whether an encoded frame (an Annex B access unit for H.264) decodes on its own.
-    fn is_keyframe(self, frame: &[u8]) -> bool {
-        match self {
-            VideoCodec::Vp8 => wasmrtc::media::vp8::is_keyframe(frame),
-            VideoCodec::H264 => wasmrtc::media::h264::is_keyframe(frame),
-        }
-    }
-}
+pub use wasmrtc::media::VideoCodec;
 
 /// How a [`TestPeer`] connects and what it sends.
 #[derive(Debug, Clone)]
@@ -653,28 +636,6 @@ impl FrameAssembler {
             Assembled::Lost
         } else {
             Assembled::Nothing
-        }
-    }
-}
-
-/// A decoder of the negotiated video codec.
-enum VideoDecoder {
-    Vp8(Vp8Decoder),
-    H264(H264Decoder),
-}
-
-impl VideoDecoder {
-    fn new(codec: VideoCodec) -> Result<Self, MediaError> {
-        Ok(match codec {
-            VideoCodec::Vp8 => VideoDecoder::Vp8(Vp8Decoder::new()?),
-            VideoCodec::H264 => VideoDecoder::H264(H264Decoder::new()?),
-        })
-    }
-
-    fn decode(&mut self, frame: &[u8], timestamp_us: u64) -> Result<Option<Picture>, MediaError> {
-        match self {
-            VideoDecoder::Vp8(d) => d.decode(frame, timestamp_us),
-            VideoDecoder::H264(d) => d.decode(frame, timestamp_us),
         }
     }
 }
@@ -1304,50 +1265,6 @@ async fn send_audio(
     }
 }
 
-/// An encoder of the video codec the peer sends.
-enum VideoEncoder {
-    Vp8(Vp8Encoder),
-    H264(Box<H264Encoder>),
-}
-
-impl VideoEncoder {
-    /// An encoder for `w` x `h` pictures at `fps`, 600 kbit/s, a keyframe every second:
-    /// the peer does not see the server's keyframe requests (webrtc-rs keeps inbound RTCP
-    /// for its interceptors).
-    fn new(codec: VideoCodec, w: u32, h: u32, fps: u32) -> Result<Self, MediaError> {
-        Ok(match codec {
-            VideoCodec::Vp8 => VideoEncoder::Vp8(Vp8Encoder::new(
-                w,
-                h,
-                Vp8Settings {
-                    bitrate_kbps: 600,
-                    fps,
-                    keyframe_interval: fps,
-                    ..Vp8Settings::default()
-                },
-            )?),
-            VideoCodec::H264 => VideoEncoder::H264(Box::new(H264Encoder::new(
-                w,
-                h,
-                H264Settings {
-                    bitrate_kbps: 600,
-                    fps,
-                    keyframe_interval: fps,
-                    ..H264Settings::default()
-                },
-            )?)),
-        })
-    }
-
-    /// The frames of one picture (VP8 frames, or one Annex B access unit for H.264).
-    fn encode(&mut self, picture: &Picture) -> Result<Vec<EncodedFrame>, MediaError> {
-        match self {
-            VideoEncoder::Vp8(e) => e.encode(picture),
-            VideoEncoder::H264(e) => e.encode(picture),
-        }
-    }
-}
-
 /// Send the test pattern in the configured codec, size and frame rate.
 async fn send_video(
     track: Arc<TrackLocalStaticSample>,
@@ -1358,7 +1275,14 @@ async fn send_video(
 ) {
     let (w, h) = options.video_size;
     let fps = options.fps.max(1);
-    let mut encoder = match VideoEncoder::new(options.video_codec, w, h, fps) {
+    // 600 kbit/s and a keyframe every second: the peer does not see the server's
+    // keyframe requests (webrtc-rs keeps inbound RTCP for its interceptors).
+    let settings = VideoSettings {
+        bitrate_kbps: 600,
+        fps,
+        keyframe_interval: fps,
+    };
+    let mut encoder = match VideoEncoder::new(options.video_codec, w, h, settings) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("test peer: no {:?} encoder: {e}", options.video_codec);

@@ -1,5 +1,6 @@
-//! Media processing between the network and the handler: codecs (Opus, VP8, H.264), resampling,
-//! reframing and pixel-format conversion. Knows nothing of WebRTC or of WebAssembly.
+//! Media processing between the network and the handler: codecs (Opus, VP8, H.264, and
+//! either video codec as one), resampling, reframing and pixel-format conversion. Knows
+//! nothing of WebRTC or of WebAssembly.
 
 pub mod color;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod reframe;
 pub mod resample;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub mod video_codec;
 pub mod vp8;
 
 pub use self::error::MediaError;
@@ -21,4 +23,5 @@ pub use self::opus::{
 };
 pub use self::reframe::Reframer;
 pub use self::resample::{Resampler, channels_convert};
+pub use self::video_codec::{VideoCodec, VideoDecoder, VideoEncoder, VideoSettings};
 pub use self::vp8::{Settings as Vp8Settings, Vp8Decoder, Vp8Encoder};

@@ -2,8 +2,7 @@
 //! in the handler's format.
 
 use crate::media::{
-    self, H264Decoder, H264Encoder, H264Settings, MediaError, Picture, Vp8Decoder, Vp8Encoder,
-    Vp8Settings,
+    self, MediaError, Picture, VideoCodec, VideoDecoder, VideoEncoder, VideoSettings,
 };
 use crate::runtime::{PixelFormat, VideoFrame};
 
@@ -45,59 +44,19 @@ pub(crate) fn frame(p: Picture) -> VideoFrame {
     }
 }
 
-/// A video codec a session decodes and encodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VideoCodec {
-    /// VP8 (RFC 7741), whole frames.
-    Vp8,
-    /// H.264 (RFC 6184), whole access units in Annex B form.
-    H264,
-}
-
-impl VideoCodec {
-    /// The codec of a negotiated payload type, if the session speaks it.
-    pub(crate) fn of(codec: str0m::format::Codec) -> Option<Self> {
-        match codec {
-            str0m::format::Codec::Vp8 => Some(Self::Vp8),
-            str0m::format::Codec::H264 => Some(Self::H264),
-            _ => None,
-        }
-    }
-
-    fn is_keyframe(self, data: &[u8]) -> bool {
-        match self {
-            Self::Vp8 => media::vp8::is_keyframe(data),
-            Self::H264 => media::h264::is_keyframe(data),
-        }
-    }
-}
-
-/// A decoder of either codec.
-enum Decoder {
-    Vp8(Vp8Decoder),
-    H264(H264Decoder),
-}
-
-impl Decoder {
-    fn new(codec: VideoCodec) -> Result<Self, MediaError> {
-        Ok(match codec {
-            VideoCodec::Vp8 => Self::Vp8(Vp8Decoder::new()?),
-            VideoCodec::H264 => Self::H264(H264Decoder::new()?),
-        })
-    }
-
-    fn decode(&mut self, data: &[u8], timestamp_us: u64) -> Result<Option<Picture>, MediaError> {
-        match self {
-            Self::Vp8(d) => d.decode(data, timestamp_us),
-            Self::H264(d) => d.decode(data, timestamp_us),
-        }
+/// The codec of a negotiated payload type, if the session speaks it.
+pub(crate) fn codec_of(codec: str0m::format::Codec) -> Option<VideoCodec> {
+    match codec {
+        str0m::format::Codec::Vp8 => Some(VideoCodec::Vp8),
+        str0m::format::Codec::H264 => Some(VideoCodec::H264),
+        _ => None,
     }
 }
 
 /// Client video to handler frames.
 pub(crate) struct VideoIn {
     /// The decoder of the codec the client sends, made on its first frame.
-    decoder: Option<(VideoCodec, Decoder)>,
+    decoder: Option<VideoDecoder>,
     format: PixelFormat,
     waiting_keyframe: bool,
 }
@@ -129,9 +88,9 @@ impl VideoIn {
         contiguous: bool,
         timestamp_us: u64,
     ) -> Result<Decoded, MediaError> {
-        if self.decoder.as_ref().map(|(c, _)| *c) != Some(codec) {
+        if self.decoder.as_ref().map(VideoDecoder::codec) != Some(codec) {
             // The first frame, or the client switched codecs: start over at a keyframe.
-            self.decoder = Some((codec, Decoder::new(codec)?));
+            self.decoder = Some(VideoDecoder::new(codec)?);
             self.waiting_keyframe = true;
         }
         let key = codec.is_keyframe(data);
@@ -141,7 +100,7 @@ impl VideoIn {
         if self.waiting_keyframe && !key {
             return Ok(Decoded::NeedKeyframe);
         }
-        let (_, decoder) = self.decoder.as_mut().expect("made above");
+        let decoder = self.decoder.as_mut().expect("made above");
         Ok(match decoder.decode(data, timestamp_us) {
             Ok(Some(p)) => {
                 self.waiting_keyframe = false;
@@ -159,39 +118,24 @@ impl VideoIn {
     }
 }
 
-/// An encoder of either codec, made on the first frame; both follow size changes.
-/// (OpenH264's encoder state is large, hence the box.)
-enum Encoder {
-    Vp8(Option<Vp8Encoder>, Vp8Settings),
-    H264(Option<Box<H264Encoder>>, H264Settings),
-}
-
 /// Handler frames to the client's codec.
 pub(crate) struct VideoOut {
-    encoder: Encoder,
+    codec: VideoCodec,
+    settings: VideoSettings,
+    /// Made on the first frame (at its size); it follows size changes.
+    encoder: Option<VideoEncoder>,
     keyframe: bool,
 }
 
 impl VideoOut {
     pub(crate) fn new(codec: VideoCodec, fps: u32) -> Self {
-        let encoder = match codec {
-            VideoCodec::Vp8 => Encoder::Vp8(
-                None,
-                Vp8Settings {
-                    fps,
-                    ..Vp8Settings::default()
-                },
-            ),
-            VideoCodec::H264 => Encoder::H264(
-                None,
-                H264Settings {
-                    fps,
-                    ..H264Settings::default()
-                },
-            ),
-        };
         Self {
-            encoder,
+            codec,
+            settings: VideoSettings {
+                fps,
+                ..VideoSettings::default()
+            },
+            encoder: None,
             keyframe: false,
         }
     }
@@ -204,30 +148,18 @@ impl VideoOut {
     /// Encode a handler frame.
     pub(crate) fn encode(&mut self, frame: VideoFrame) -> Result<Vec<Vec<u8>>, MediaError> {
         let p = picture(frame).convert(media::PixelFormat::I420)?;
-        let size = (p.width, p.height);
-        let keyframe = std::mem::take(&mut self.keyframe);
-        let frames = match &mut self.encoder {
-            Encoder::Vp8(encoder, settings) => {
-                if encoder.as_ref().map(Vp8Encoder::size) != Some(size) {
-                    *encoder = Some(Vp8Encoder::new(size.0, size.1, *settings)?);
-                }
-                let encoder = encoder.as_mut().expect("made above");
-                if keyframe {
-                    encoder.force_keyframe();
-                }
-                encoder.encode(&p)?
-            }
-            Encoder::H264(encoder, settings) => {
-                let encoder = match encoder {
-                    Some(e) => e,
-                    None => encoder.insert(Box::new(H264Encoder::new(size.0, size.1, *settings)?)),
-                };
-                if keyframe {
-                    encoder.force_keyframe();
-                }
-                encoder.encode(&p)?
-            }
+        let encoder = match &mut self.encoder {
+            Some(e) => e,
+            None => self.encoder.insert(VideoEncoder::new(
+                self.codec,
+                p.width,
+                p.height,
+                self.settings,
+            )?),
         };
-        Ok(frames.into_iter().map(|f| f.data).collect())
+        if std::mem::take(&mut self.keyframe) {
+            encoder.force_keyframe();
+        }
+        Ok(encoder.encode(&p)?.into_iter().map(|f| f.data).collect())
     }
 }

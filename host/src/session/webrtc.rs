@@ -13,7 +13,7 @@ use super::registry::{Command, Connections, Outputs};
 use super::stats::{self, Stage};
 use super::time_limit::{self, Step, TimeLimit};
 use super::turns::{self, Turns};
-use super::video::{Decoded, VideoCodec, VideoIn, VideoOut};
+use super::video::{Decoded, VideoIn, VideoOut, codec_of};
 use crate::runtime::{
     CallError, HandlerInstance, Modality, Mode, StreamSpec, TurnTaking, VideoFrame,
 };
@@ -163,7 +163,7 @@ impl WebRtcSession {
             } else {
                 None
             },
-            video_out: match self.peer.video_codec().and_then(VideoCodec::of) {
+            video_out: match self.peer.video_codec().and_then(codec_of) {
                 Some(codec) if video && gives && sends_video => Some(VideoOut::new(codec, s.fps)),
                 _ => None,
             },
@@ -401,7 +401,7 @@ impl WebRtcSession {
                 rtp_time,
                 contiguous,
             } => {
-                let codec = VideoCodec::of(codec)?;
+                let codec = codec_of(codec)?;
                 let input = media.video_in.as_mut()?;
                 let ts = rtp_time * 100 / 9;
                 let decoded =

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+pub use wasmrtc::media::VideoCodec;
 
 /// Load generator for wasmrtc: many concurrent clients of one stream, measured.
 #[derive(Debug, Clone, Parser)]
@@ -34,8 +35,9 @@ pub struct Cli {
     /// Clients that join at once while a ramp step fills up.
     #[arg(long, default_value_t = 20)]
     pub batch: usize,
-    /// The video codec of `--mode video` both ways (the client offers only this one).
-    #[arg(long, value_enum, default_value_t = VideoCodec::Vp8)]
+    /// The video codec of `--mode video` both ways, `vp8` or `h264` (the client offers
+    /// only this one).
+    #[arg(long, default_value_t = VideoCodec::Vp8)]
     pub codec: VideoCodec,
     /// Video streams whose returned frames are decoded to read the frame counter
     /// (latency); the others only count frames.
@@ -85,25 +87,6 @@ pub enum Mode {
     Video,
     /// FastRTC's WebSocket audio (`/websocket/offer`, base64 μ-law), bursts as for audio.
     Ws,
-}
-
-/// The codec of the video clients send and decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum VideoCodec {
-    /// VP8 (libvpx).
-    Vp8,
-    /// H.264 (OpenH264, constrained baseline), sent as Annex B access units.
-    H264,
-}
-
-impl VideoCodec {
-    /// The name printed in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            VideoCodec::Vp8 => "vp8",
-            VideoCodec::H264 => "h264",
-        }
-    }
 }
 
 /// What a run measures.

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use wasmrtc::media::{
-    EncodedFrame, H264Decoder, H264Encoder, H264Settings, MediaError, OpusEncoder, OpusSettings,
-    Picture, PixelFormat, Vp8Decoder, Vp8Encoder, Vp8Settings, mulaw,
+    OpusEncoder, OpusSettings, Picture, PixelFormat, VideoEncoder, VideoSettings, mulaw,
 };
 use wasmrtc_tests::signal;
 
@@ -101,7 +100,13 @@ impl VideoLoop {
 
     /// The first `count` frames of the loop.
     fn encode(codec: VideoCodec, count: usize) -> anyhow::Result<Self> {
-        let mut encoder = VideoEncoder::new(codec)?;
+        let settings = VideoSettings {
+            bitrate_kbps: VIDEO_KBPS,
+            fps: VIDEO_FPS,
+            keyframe_interval: VIDEO_FPS,
+        };
+        let mut encoder = VideoEncoder::new(codec, VIDEO_WIDTH, VIDEO_HEIGHT, settings)
+            .with_context(|| format!("{} encoder", codec.name()))?;
         let mut frames = Vec::with_capacity(count);
         // Encoder time runs on when a rate control drops a picture and it is encoded again.
         let mut tick = 0u64;
@@ -134,82 +139,6 @@ impl VideoLoop {
     /// Mean size of a frame in bytes.
     pub fn mean_bytes(&self) -> usize {
         self.frames.iter().map(|f| f.len()).sum::<usize>() / self.frames.len().max(1)
-    }
-}
-
-/// The encoder of the loop: the same bitrate, rate and keyframe interval for either codec.
-enum VideoEncoder {
-    Vp8(Vp8Encoder),
-    H264(Box<H264Encoder>),
-}
-
-impl VideoEncoder {
-    fn new(codec: VideoCodec) -> anyhow::Result<Self> {
-        Ok(match codec {
-            VideoCodec::Vp8 => {
-                let settings = Vp8Settings {
-                    bitrate_kbps: VIDEO_KBPS,
-                    fps: VIDEO_FPS,
-                    keyframe_interval: VIDEO_FPS,
-                    ..Vp8Settings::default()
-                };
-                Self::Vp8(
-                    Vp8Encoder::new(VIDEO_WIDTH, VIDEO_HEIGHT, settings).context("VP8 encoder")?,
-                )
-            }
-            VideoCodec::H264 => {
-                let settings = H264Settings {
-                    bitrate_kbps: VIDEO_KBPS,
-                    fps: VIDEO_FPS,
-                    keyframe_interval: VIDEO_FPS,
-                    ..H264Settings::default()
-                };
-                Self::H264(Box::new(
-                    H264Encoder::new(VIDEO_WIDTH, VIDEO_HEIGHT, settings)
-                        .context("H.264 encoder")?,
-                ))
-            }
-        })
-    }
-
-    fn force_keyframe(&mut self) {
-        match self {
-            Self::Vp8(e) => e.force_keyframe(),
-            Self::H264(e) => e.force_keyframe(),
-        }
-    }
-
-    fn encode(&mut self, picture: &Picture) -> Result<Vec<EncodedFrame>, MediaError> {
-        match self {
-            Self::Vp8(e) => e.encode(picture),
-            Self::H264(e) => e.encode(picture),
-        }
-    }
-}
-
-/// The decoder of returned frames, for either codec.
-pub enum VideoDecoder {
-    /// VP8 frames.
-    Vp8(Vp8Decoder),
-    /// H.264 Annex B access units.
-    H264(H264Decoder),
-}
-
-impl VideoDecoder {
-    /// A decoder of `codec`.
-    pub fn new(codec: VideoCodec) -> anyhow::Result<Self> {
-        Ok(match codec {
-            VideoCodec::Vp8 => Self::Vp8(Vp8Decoder::new().context("VP8 decoder")?),
-            VideoCodec::H264 => Self::H264(H264Decoder::new().context("H.264 decoder")?),
-        })
-    }
-
-    /// Decode one frame; `Err` when it is corrupt (ask for a keyframe).
-    pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Picture>, MediaError> {
-        match self {
-            Self::Vp8(d) => d.decode(frame, 0),
-            Self::H264(d) => d.decode(frame, 0),
-        }
     }
 }
 
@@ -282,6 +211,7 @@ pub fn read_counter(p: &Picture) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmrtc::media::VideoDecoder;
 
     #[test]
     fn the_counter_reads_back_upright_and_flipped() {
@@ -302,7 +232,10 @@ mod tests {
             let video = VideoLoop::encode(codec, 3).unwrap();
             let mut decoder = VideoDecoder::new(codec).unwrap();
             for (i, frame) in video.frames.iter().enumerate() {
-                let picture = decoder.decode(frame).unwrap().expect("a picture per frame");
+                let picture = decoder
+                    .decode(frame, 0)
+                    .unwrap()
+                    .expect("a picture per frame");
                 assert_eq!(read_counter(&picture), Some(i), "{codec:?} frame {i}");
             }
         }

@@ -15,11 +15,11 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
+use wasmrtc::media::VideoDecoder;
 
 use crate::cli::VideoCodec;
 use crate::media::{
-    AUDIO_CYCLE, AUDIO_FRAME, AudioCycle, VIDEO_FPS, VIDEO_LOOP, VideoDecoder, VideoLoop,
-    read_counter,
+    AUDIO_CYCLE, AUDIO_FRAME, AudioCycle, VIDEO_FPS, VIDEO_LOOP, VideoLoop, read_counter,
 };
 use crate::report::{Shared, lock};
 
@@ -159,7 +159,10 @@ async fn peer(
     // Video: when each loop index last left; the decoder of returned frames.
     let mut frame_sent: Vec<Option<Instant>> = vec![None; VIDEO_LOOP];
     let mut decoder = match &send {
-        Send::Video(video, true) => Some(VideoDecoder::new(video.codec)?),
+        Send::Video(video, true) => Some(
+            VideoDecoder::new(video.codec)
+                .with_context(|| format!("{} decoder", video.codec.name()))?,
+        ),
         _ => None,
     };
     let mut last_pli = started;
@@ -198,7 +201,7 @@ async fn peer(
                             Send::Video(..) => {
                                 drop(s);
                                 if let Some(dec) = decoder.as_mut() {
-                                    match dec.decode(&d.data) {
+                                    match dec.decode(&d.data, 0) {
                                         Ok(Some(picture)) => {
                                             if let Some(at) = read_counter(&picture)
                                                 .and_then(|c| frame_sent.get(c).copied().flatten())
