@@ -115,7 +115,7 @@ impl BreakerEntry {
             ("max_cooldown", self.max_cooldown),
         ] {
             if let Some(v) = v
-                && !(v > 0.0 && Duration::try_from_secs_f64(v).is_ok())
+                && !positive_seconds(v)
             {
                 return Err(format!(
                     "[breaker] key `{key}`: must be a positive number of seconds"
@@ -162,6 +162,11 @@ impl StreamEntry {
             None => format!("/streams/{}", self.name.get_ref()),
         }
     }
+}
+
+/// Whether `v` is a number of seconds a [`Duration`] holds and that is above zero.
+fn positive_seconds(v: f64) -> bool {
+    v > 0.0 && Duration::try_from_secs_f64(v).is_ok()
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -274,7 +279,7 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
             ("connect_timeout", s.connect_timeout),
         ] {
             if let Some(v) = v
-                && !(v.is_finite() && v > 0.0)
+                && !positive_seconds(v)
             {
                 return Err(err(format!(
                     "stream `{name}`, key `{key}`: must be a positive number of seconds"
@@ -330,6 +335,12 @@ mod tests {
         assert_eq!(p.window, BreakerPolicy::default().window);
         let e = load_text("breaker-bad", &format!("{head}[breaker]\nwindow = -1\n")).unwrap_err();
         assert!(e.message.contains("`window`"), "{}", e.message);
+        let e = load_text(
+            "breaker-huge",
+            &format!("{head}[breaker]\ncooldown = 1e30\n"),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`cooldown`"), "{}", e.message);
         let e = load_text("breaker-key", &format!("{head}[breaker]\nfailure = 1\n")).unwrap_err();
         assert!(e.message.contains("failure"), "{}", e.message);
     }

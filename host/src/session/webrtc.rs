@@ -141,7 +141,7 @@ impl WebRtcSession {
     }
 
     fn media(&self) -> Result<Media, crate::media::MediaError> {
-        let (sends_audio, sends_video) = self.peer.sends();
+        let (sends_audio, _) = self.peer.sends();
         let s = &self.spec;
         let audio = s.modality != Modality::Video;
         let video = s.modality != Modality::Audio;
@@ -163,8 +163,9 @@ impl WebRtcSession {
             } else {
                 None
             },
+            // The outgoing video track's codec, when there is one.
             video_out: match self.peer.video_codec().and_then(codec_of) {
-                Some(codec) if video && gives && sends_video => Some(VideoOut::new(codec, s.fps)),
+                Some(codec) if video && gives => Some(VideoOut::new(codec, s.fps)),
                 _ => None,
             },
             next_video: None,
