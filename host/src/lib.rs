@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod http;
+pub mod lifecycle;
 pub mod media;
 pub mod runtime;
 pub mod session;

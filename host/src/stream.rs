@@ -48,6 +48,7 @@ impl Default for StreamConfig {
 pub struct Transport {
     pub(crate) mux: UdpMux,
     pub(crate) advertised: SocketAddr,
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl Transport {
@@ -65,6 +66,7 @@ impl Transport {
         Ok(Self {
             advertised: SocketAddr::new(ip, local.port()),
             mux,
+            lifecycle: crate::lifecycle::Lifecycle::new(),
         })
     }
 

@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::time::Instant;
 
 use super::reply;
 use crate::Stream;
 use crate::runtime::Modality;
-use crate::session::{Command, SessionSettings, WebRtcSession};
+use crate::session::{Command, Core, CoreConfig, HandlerTask, OPUS_RATE, WebRtcSession};
 use crate::stream::Refusal;
 use crate::transport::{Peer, TrackKinds};
 
@@ -109,6 +110,14 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
                 .into_response();
         }
     };
+    // Registered before anything else can fail: the guard removes the entry on every
+    // path, and hooks reach the connection while it starts.
+    let (handle, commands) = stream.new_handle(&spec);
+    let outputs = handle.outputs.clone();
+    let (registration, early) = match inner.connections.register(id, handle) {
+        Ok(r) => r,
+        Err(_) => return reply::failed("connection_already_exists"),
+    };
     let (mut peer, answer) =
         match Peer::accept(&inner.transport.mux, inner.transport.advertised, sdp) {
             Ok(p) => p,
@@ -116,6 +125,9 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
                 return reply::failed_with(StatusCode::BAD_REQUEST, "invalid_sdp", &e.to_string());
             }
         };
+    for c in early {
+        let _ = peer.add_remote_candidate(&c);
+    }
     let instance = match component.instantiate(id).await {
         Ok(i) => i,
         Err(e) => {
@@ -127,32 +139,34 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
             );
         }
     };
-    let (handle, commands) = stream.new_handle(&spec);
-    let outputs = handle.outputs.clone();
-    let early = match inner.connections.insert(id, handle) {
-        Ok(early) => early,
-        Err(_) => return reply::failed("connection_already_exists"),
+    let config = CoreConfig {
+        spec: spec.clone(),
+        turn_taking: component.turn_taking().copied(),
+        playback_rate: OPUS_RATE,
+        time_limit: inner.config.time_limit,
+        connect_timeout: inner.config.connect_timeout,
     };
-    for c in early {
-        let _ = peer.add_remote_candidate(&c);
-    }
+    let core = match Core::new(id, config, Instant::now()) {
+        Ok(c) => c,
+        Err(e) => {
+            return reply::failed_with(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler_error",
+                &e.to_string(),
+            );
+        }
+    };
     let session = WebRtcSession {
         id: id.to_string(),
         stream: inner.name.clone(),
         peer,
-        instance,
+        core,
+        handler: HandlerTask::spawn(instance, spec.clone(), outputs, slot),
         spec,
-        turn_taking: component.turn_taking().copied(),
-        settings: SessionSettings {
-            connect_timeout: inner.config.connect_timeout,
-            time_limit: inner.config.time_limit,
-        },
         commands,
-        outputs,
-        connections: inner.connections.clone(),
-        slot,
-        pending: Vec::new(),
+        lifecycle: inner.transport.lifecycle.clone(),
+        registration,
     };
-    tokio::spawn(session.run());
+    inner.transport.lifecycle.spawn(session.run());
     Json(json!({"sdp": answer, "type": "answer"})).into_response()
 }

@@ -20,15 +20,6 @@ pub(crate) struct Effects {
     pub(crate) clear_audio: bool,
 }
 
-impl Effects {
-    /// Add `later`'s effects after these.
-    pub(crate) fn absorb(&mut self, later: Effects) {
-        self.messages.extend(later.messages);
-        self.close = self.close.take().or(later.close);
-        self.clear_audio |= later.clear_audio;
-    }
-}
-
 /// Publish outputs on `outputs` and turn the rest into [`Effects`].
 pub(crate) fn apply(
     events: Vec<HostEvent>,

@@ -1,9 +1,17 @@
 //! Sessions: one per connection, between the transport and the handler instance.
-//! Admission, inputs, outputs, time limit and lifecycle live here.
+//!
+//! Every connection, whatever its transport, is one [`core::Core`]: a sans-IO state
+//! machine that owns pacing, the playback queue, turn-taking, the time limit, close
+//! semantics and the order of FastRTC's messages. Around it, a transport adapter
+//! (`webrtc`, `websocket`) moves media and messages, and the connection's handler
+//! instance runs on its own task (`handler_task`). Admission, the registry of live
+//! connections and the process-wide stats live here too.
 
 mod admission;
 mod audio;
+mod core;
 mod effects;
+mod handler_task;
 pub mod messages;
 mod playback;
 mod registry;
@@ -16,5 +24,8 @@ mod websocket;
 
 pub use admission::{Admission, LimitReached, Slot};
 pub use registry::{Command, ConnectionHandle, Connections, Outputs};
-pub(crate) use webrtc::{SessionSettings, WebRtcSession};
+pub(crate) use audio::OPUS_RATE;
+pub(crate) use core::{Core, CoreConfig};
+pub(crate) use handler_task::HandlerTask;
+pub(crate) use webrtc::WebRtcSession;
 pub(crate) use websocket::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};

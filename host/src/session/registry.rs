@@ -18,6 +18,8 @@ pub enum Command {
     Candidate(String),
     /// Close the connection.
     Close,
+    /// The host is shutting down: tell the client (`end_stream`) and close.
+    Shutdown,
 }
 
 /// One emission of outputs: output name → JSON value.
@@ -96,6 +98,21 @@ impl Connections {
         Ok(inner.early.remove(id).map(|(_, c)| c).unwrap_or_default())
     }
 
+    /// Register a new connection for as long as the returned guard lives (every exit
+    /// path of its session drops it), with the candidates that arrived before it.
+    pub(crate) fn register(
+        &self,
+        id: &str,
+        handle: ConnectionHandle,
+    ) -> Result<(Registration, Vec<String>), AlreadyExists> {
+        let early = self.insert(id, handle)?;
+        let guard = Registration {
+            connections: self.clone(),
+            id: id.to_string(),
+        };
+        Ok((guard, early))
+    }
+
     /// Forget a connection (its session ended).
     pub fn remove(&self, id: &str) {
         self.lock().live.remove(id);
@@ -118,5 +135,18 @@ impl Connections {
         if list.len() < EARLY_CANDIDATES {
             list.push(candidate);
         }
+    }
+}
+
+/// A connection's entry in [`Connections`]: removed when dropped, on every exit path
+/// of the session, panics included.
+pub(crate) struct Registration {
+    connections: Connections,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.connections.remove(&self.id);
     }
 }

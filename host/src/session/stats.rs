@@ -40,12 +40,48 @@ pub async fn timed<F: std::future::Future>(stage: Stage, f: F) -> F::Output {
     r
 }
 
-/// Nanoseconds spent so far per stage, as JSON.
+/// A count kept for the whole process.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    /// Client video frames replaced by a newer one before the handler saw them
+    /// (the handler is slower than real time).
+    VideoDropped,
+    /// Client audio frames dropped because the handler was too far behind.
+    AudioDropped,
+    /// Encoded client video frames dropped before decoding (the codec pool was
+    /// behind); the decoder then waits for a keyframe.
+    VideoDecodeDropped,
+    /// Handler video frames not encoded because a newer one replaced them.
+    VideoEncodeDropped,
+}
+
+static COUNTS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Count one `counter` event.
+pub fn count(counter: Counter) {
+    COUNTS[counter as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The count of `counter` so far.
+pub fn counted(counter: Counter) -> u64 {
+    COUNTS[counter as usize].load(Ordering::Relaxed)
+}
+
+/// Nanoseconds spent so far per stage, and the drop counts, as JSON.
 pub fn snapshot() -> serde_json::Value {
     let get = |s: Stage| NANOS[s as usize].load(Ordering::Relaxed);
     serde_json::json!({
         "transport_ns": get(Stage::Transport),
         "codec_ns": get(Stage::Codec),
         "handler_ns": get(Stage::Handler),
+        "video_frames_dropped": counted(Counter::VideoDropped),
+        "audio_frames_dropped": counted(Counter::AudioDropped),
+        "video_decode_dropped": counted(Counter::VideoDecodeDropped),
+        "video_encode_dropped": counted(Counter::VideoEncodeDropped),
     })
 }

@@ -3,9 +3,8 @@
 //! speech to the pause, then the handler's reply, which the caller may interrupt.
 //!
 //! [`Turns`] is the state machine; it takes the client's audio at the handler's input
-//! rate and says what happened ([`TurnEvent`]). [`respond`] carries an event out on a
-//! handler instance (the `turns` calls, FastRTC's log messages), and the sessions apply
-//! the resulting [`Effects`] as they do those of any handler call.
+//! rate and says what happened ([`TurnEvent`]); the session core turns the events into
+//! FastRTC's log messages and the `turns` calls.
 //!
 //! Detection runs `earshot` on 16 ms frames at 16 kHz, with hysteresis: speech starts
 //! once frames scoring at least 0.8 outnumber the others by `min-speech-ms` (a gap of
@@ -16,13 +15,8 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::broadcast;
-
-use super::effects::{self, Effects};
-use super::messages;
-use super::registry::Outputs;
 use crate::media::{MediaError, Resampler};
-use crate::runtime::{AudioFrame, CallError, HandlerInstance, StreamSpec, TurnTaking};
+use crate::runtime::{AudioFrame, TurnTaking};
 
 /// Rate the voice-activity detector works at.
 const VAD_RATE: u32 = 16_000;
@@ -283,34 +277,6 @@ impl Turns {
             }
         }
     }
-}
-
-/// Carry out `event` on the connection's handler: tell the client as FastRTC does and
-/// make the `turns` call. The messages and the effects of the call are added to `fx` in
-/// order (an interruption also sets `clear_audio`); a failed call is returned after
-/// what came before it.
-pub(crate) async fn respond(
-    event: TurnEvent,
-    instance: &mut HandlerInstance,
-    spec: &StreamSpec,
-    outputs: &broadcast::Sender<Outputs>,
-    fx: &mut Effects,
-) -> Result<(), CallError> {
-    match event {
-        TurnEvent::StartedTalking => fx.messages.push(messages::started_talking()),
-        TurnEvent::Interrupted => {
-            fx.clear_audio = true;
-            instance.on_interrupt().await?;
-            fx.absorb(effects::apply(instance.take_events(), spec, outputs));
-        }
-        TurnEvent::Utterance(utterance) => {
-            fx.messages.push(messages::pause_detected());
-            instance.on_utterance(&utterance).await?;
-            fx.absorb(effects::apply(instance.take_events(), spec, outputs));
-            fx.messages.push(messages::response_starting());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

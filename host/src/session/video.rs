@@ -163,3 +163,11 @@ impl VideoOut {
         Ok(encoder.encode(&p)?.into_iter().map(|f| f.data).collect())
     }
 }
+
+/// Run codec work (video decode, encode, colour conversion) off the runtime's worker
+/// threads; `None` when it could not run (the pool is full, or the job panicked).
+pub(crate) fn offload<R: Send + 'static>(
+    job: impl FnOnce() -> R + Send + 'static,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<R>> + Send>> {
+    Box::pin(async move { tokio::task::spawn_blocking(job).await.ok() })
+}

@@ -1,53 +1,48 @@
-//! The task of one WebRTC connection: drives its peer, runs media through the
-//! handler instance, applies inputs, publishes outputs, enforces the time limits.
+//! The WebRTC adapter: one task per connection between its str0m [`Peer`] and its
+//! [`Core`]. It decodes the client's Opus and video, feeds the core, and carries out
+//! what the core says (Opus out, video out, data-channel messages, close). The handler
+//! runs on its own task ([`HandlerTask`]); video decoding and encoding run on the codec
+//! pool ([`offload`]), one job each at a time, so nothing here waits on either.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use super::Slot;
 use super::audio::{AudioIn, AudioOut};
-use super::effects::{self, Effects};
-use super::messages;
-use super::registry::{Command, Connections, Outputs};
-use super::stats::{self, Stage};
-use super::time_limit::{self, Step, TimeLimit};
-use super::turns::{self, Turns};
-use super::video::{Decoded, VideoIn, VideoOut, codec_of};
-use crate::runtime::{
-    CallError, HandlerInstance, Modality, Mode, StreamSpec, TurnTaking, VideoFrame,
-};
+use super::core::{Action, CloseReason, Core};
+use super::handler_task::HandlerTask;
+use super::registry::{Command, Registration};
+use super::stats::{self, Counter, Stage};
+use super::video::{Decoded, VideoIn, VideoOut, codec_of, offload};
+use crate::lifecycle::Lifecycle;
+use crate::media::{MediaError, VideoCodec};
+use crate::runtime::{Modality, Mode, StreamSpec, VideoFrame};
 use crate::transport::{Peer, PeerEvent};
-
-/// Timing rules of a session.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionSettings {
-    /// A connection that is not up by then is dropped (FastRTC: 30 s).
-    pub(crate) connect_timeout: Duration,
-    /// Longest a connection may last once up.
-    pub(crate) time_limit: Option<Duration>,
-}
 
 /// How long an ending session waits for a data channel that is not open yet.
 const LINGER: Duration = Duration::from_secs(5);
 /// How long an ending session keeps sending so its last messages leave.
 const FLUSH: Duration = Duration::from_millis(300);
-
 /// Control messages kept until the data channel opens.
 const MAX_PENDING_MESSAGES: usize = 64;
+/// Encoded client frames waiting for the decoder; beyond this the backlog is dropped
+/// and the decoder waits for a keyframe.
+const MAX_DECODE_BACKLOG: usize = 8;
 
-/// Why a session ends.
+type Job<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
+
+/// How a session ended.
 enum End {
+    /// The core closed it.
+    Core(CloseReason),
     /// The peer left or failed.
     PeerGone,
-    /// The handler failed; the client was told.
-    Handler,
-    /// The handler closed the stream.
-    Closed,
-    /// A deadline passed.
-    Timeout,
-    /// Asked to close.
-    Requested,
+    /// The handler task ended without a reply (a host bug).
+    HandlerGone,
 }
 
 /// One WebRTC connection.
@@ -55,58 +50,99 @@ pub(crate) struct WebRtcSession {
     pub(crate) id: String,
     pub(crate) stream: String,
     pub(crate) peer: Peer,
-    pub(crate) instance: HandlerInstance,
+    pub(crate) core: Core,
+    pub(crate) handler: HandlerTask,
     pub(crate) spec: StreamSpec,
-    /// The handler's turn-taking settings, when it replies to whole utterances.
-    pub(crate) turn_taking: Option<TurnTaking>,
-    pub(crate) settings: SessionSettings,
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) outputs: broadcast::Sender<Outputs>,
-    pub(crate) connections: Connections,
-    pub(crate) slot: Slot,
-    pub(crate) pending: Vec<String>,
+    pub(crate) lifecycle: Lifecycle,
+    /// Dropped when the session ends, on every path.
+    pub(crate) registration: Registration,
 }
 
+/// Messages before the data channel opens are kept for it.
+struct Channel {
+    pending: Vec<String>,
+}
+
+impl Channel {
+    fn send(&mut self, peer: &mut Peer, text: String) {
+        if !peer.send_text(&text) && !peer.has_channel() && self.pending.len() < MAX_PENDING_MESSAGES
+        {
+            self.pending.push(text);
+        }
+    }
+
+    fn flush(&mut self, peer: &mut Peer) {
+        for m in std::mem::take(&mut self.pending) {
+            peer.send_text(&m);
+        }
+    }
+}
+
+/// Client video on its way to the handler: encoded frames waiting, one decode at a time.
+struct VideoInPipe {
+    decoder: Arc<Mutex<VideoIn>>,
+    backlog: VecDeque<(VideoCodec, Vec<u8>, bool, u64)>,
+    job: Option<Job<Result<Decoded, MediaError>>>,
+    /// Frames were dropped: the next one does not follow the last decoded.
+    gap: bool,
+}
+
+/// Handler video on its way to the client: one encode at a time, latest wins.
+struct VideoOutPipe {
+    encoder: Arc<Mutex<VideoOut>>,
+    waiting: Option<(VideoFrame, u64)>,
+    job: Option<Job<(Result<Vec<Vec<u8>>, MediaError>, u64)>>,
+    keyframe: bool,
+}
+
+/// The media state of a session.
 struct Media {
     audio_in: Option<AudioIn>,
     audio_out: Option<AudioOut>,
-    video_in: Option<VideoIn>,
-    video_out: Option<VideoOut>,
-    next_video: Option<Instant>,
+    video_in: Option<VideoInPipe>,
+    video_out: Option<VideoOutPipe>,
     started: Instant,
-    /// Turn-taking, when the handler asked for it.
-    turns: Option<Turns>,
+}
+
+async fn next<T>(job: &mut Option<Job<T>>) -> Option<T> {
+    match job {
+        Some(j) => {
+            let r = j.as_mut().await;
+            *job = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl WebRtcSession {
-    /// Run until the connection ends, then clean up (the slot is released on return).
+    /// Run until the connection ends, then clean up.
     pub(crate) async fn run(mut self) {
-        let end = self.serve().await;
-        let reason = match end {
-            End::PeerGone => "peer left",
-            End::Handler => "handler failed",
-            End::Closed => "handler closed the stream",
-            End::Timeout => "time limit",
-            End::Requested => "closed by the server",
+        let mut channel = Channel {
+            pending: Vec::new(),
         };
-        tracing::info!(stream = %self.stream, connection = %self.id, "connection ended: {reason}");
-        if matches!(end, End::Requested | End::Timeout) {
-            self.send(&messages::connection_closed());
-        }
+        let end = self.serve(&mut channel).await;
+        let reason = match &end {
+            End::Core(r) => r.text(),
+            End::PeerGone => "peer left",
+            End::HandlerGone => "handler task ended",
+        };
+        let counts = self.core.stats();
+        tracing::info!(stream = %self.stream, connection = %self.id, calls = counts.calls, video_dropped = counts.video_dropped, audio_dropped = counts.audio_dropped, "connection ended: {reason}");
         if !matches!(end, End::PeerGone) {
-            self.linger().await;
+            self.linger(&mut channel).await;
         }
         self.peer.close();
-        self.connections.remove(&self.id);
-        drop(self.slot);
+        drop(self.registration);
     }
 
     /// Keep the peer going a little after the session ends, so that its last
     /// messages (an error, `end_stream`…) leave; messages raised before the data
     /// channel opened are delivered if it opens within [`LINGER`].
-    async fn linger(&mut self) {
+    async fn linger(&mut self, channel: &mut Channel) {
         let mut deadline = Instant::now()
-            + if self.pending.is_empty() {
+            + if channel.pending.is_empty() {
                 FLUSH
             } else {
                 LINGER
@@ -116,9 +152,7 @@ impl WebRtcSession {
             while let Some(event) = self.peer.next_event() {
                 match event {
                     PeerEvent::ChannelOpen => {
-                        for m in std::mem::take(&mut self.pending) {
-                            self.peer.send_text(&m);
-                        }
+                        channel.flush(&mut self.peer);
                         deadline = Instant::now() + FLUSH;
                     }
                     PeerEvent::Closed => return,
@@ -140,261 +174,217 @@ impl WebRtcSession {
         }
     }
 
-    fn media(&self) -> Result<Media, crate::media::MediaError> {
-        let (sends_audio, _) = self.peer.sends();
+    fn media(&self) -> Result<Media, MediaError> {
         let s = &self.spec;
-        let audio = s.modality != Modality::Video;
-        let video = s.modality != Modality::Audio;
         let takes = s.mode != Mode::Receive;
-        let gives = s.mode != Mode::Send;
         Ok(Media {
-            audio_in: if audio && takes {
+            audio_in: if s.modality != Modality::Video && takes {
                 Some(AudioIn::new(s.input_sample_rate)?)
             } else {
                 None
             },
-            audio_out: if audio && gives && sends_audio {
-                Some(AudioOut::new()?)
-            } else {
-                None
-            },
-            video_in: if video && takes {
-                Some(VideoIn::new(s.video_format))
-            } else {
-                None
-            },
-            // The outgoing video track's codec, when there is one.
-            video_out: match self.peer.video_codec().and_then(codec_of) {
-                Some(codec) if video && gives => Some(VideoOut::new(codec, s.fps)),
-                _ => None,
-            },
-            next_video: None,
+            audio_out: None,
+            video_in: (s.modality != Modality::Audio && takes).then(|| VideoInPipe {
+                decoder: Arc::new(Mutex::new(VideoIn::new(s.video_format))),
+                backlog: VecDeque::new(),
+                job: None,
+                gap: false,
+            }),
+            video_out: None,
             started: Instant::now(),
-            turns: match self.turn_taking {
-                Some(t) if audio && takes => Some(Turns::new(t, s.input_sample_rate)?),
-                _ => None,
-            },
         })
     }
 
-    async fn serve(&mut self) -> End {
+    async fn serve(&mut self, channel: &mut Channel) -> End {
         let mut media = match self.media() {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(connection = %self.id, "media set-up failed: {e}");
-                return End::Handler;
+                return End::Core(CloseReason::Requested);
             }
         };
-        let created = Instant::now();
-        let mut connected_at: Option<Instant> = None;
-        let mut time_limit: Option<TimeLimit> = None;
-
+        let draining = self.lifecycle.draining();
+        tokio::pin!(draining);
         loop {
-            let rtc_wake = stats::time(Stage::Transport, || self.peer.poll());
+            stats::time(Stage::Transport, || self.peer.poll());
             while let Some(event) = self.peer.next_event() {
-                if let Some(end) = self
-                    .on_peer_event(event, &mut media, &mut connected_at)
-                    .await
-                {
+                if let Some(end) = self.on_peer_event(event, &mut media, channel) {
                     return end;
                 }
             }
-            let now = Instant::now();
-            let mut wake = rtc_wake;
-            match connected_at {
-                None => {
-                    let deadline = created + self.settings.connect_timeout;
-                    if now >= deadline {
-                        return End::Timeout;
-                    }
-                    wake = wake.min(deadline);
-                }
-                Some(at) => {
-                    if time_limit.is_none() {
-                        time_limit = TimeLimit::start(self.settings.time_limit, at);
-                    }
-                    if let Some(limit) = time_limit.as_mut() {
-                        match limit.check(now) {
-                            Some(Step::Expired) => {
-                                self.send(&messages::end_stream(time_limit::REACHED));
-                                return End::Timeout;
-                            }
-                            Some(Step::Warn(text)) => self.send(&text),
-                            None => {}
-                        }
-                        wake = wake.min(limit.next_wake());
-                    }
-                    if let Some(end) = self.pump(&mut media, now).await {
-                        return end;
-                    }
-                    if let Some(out) = &media.audio_out {
-                        wake = wake.min(out.next_due());
-                    }
-                    if let Some(t) = media.next_video {
-                        wake = wake.min(t);
-                    }
-                }
+            if let Some(end) = self.carry_out(&mut media, channel) {
+                return end;
             }
+            let rtc_wake = stats::time(Stage::Transport, || self.peer.poll());
+            let wake = self.core.poll_timeout().map_or(rtc_wake, |t| t.min(rtc_wake));
+            let decoding = media.video_in.as_mut().map(|v| &mut v.job);
+            let encoding = media.video_out.as_mut().map(|v| &mut v.job);
             tokio::select! {
                 d = self.peer.recv() => match d {
                     Some(d) => stats::time(Stage::Transport, || self.peer.receive(d)),
                     None => return End::PeerGone,
                 },
                 _ = tokio::time::sleep_until(wake.max(Instant::now()).into()) => {
-                    stats::time(Stage::Transport, || self.peer.timeout(Instant::now()));
+                    let now = Instant::now();
+                    stats::time(Stage::Transport, || self.peer.timeout(now));
+                    self.core.handle_timeout(now);
                 }
+                reply = self.handler.reply() => match reply {
+                    Some(r) => self.core.handler_reply(Instant::now(), r),
+                    None => return End::HandlerGone,
+                },
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::SetInputs(values)) => {
-                        let r = stats::timed(Stage::Handler, self.instance.set_inputs(&values)).await;
-                        if let Some(end) = self.after_call(r, &mut media) {
-                            return end;
-                        }
-                    }
+                    Some(Command::SetInputs(values)) => self.core.set_inputs(values),
                     Some(Command::Candidate(c)) => {
                         if let Err(e) = self.peer.add_remote_candidate(&c) {
                             tracing::debug!(connection = %self.id, "bad candidate: {e}");
                         }
                     }
-                    Some(Command::Close) | None => return End::Requested,
+                    Some(Command::Shutdown) => self.core.shutdown(),
+                    Some(Command::Close) | None => self.core.close_requested(),
                 },
+                () = &mut draining => self.core.shutdown(),
+                decoded = next_opt(decoding) => self.on_decoded(decoded, &mut media),
+                encoded = next_opt(encoding) => self.on_encoded(encoded, &mut media),
             }
         }
     }
 
-    /// Send what is due: handler audio (asking for more while little is queued) and
-    /// receive-mode video at the spec's fps.
-    async fn pump(&mut self, media: &mut Media, now: Instant) -> Option<End> {
-        if media.audio_out.is_some() {
-            let mut asks = 0;
-            while media.audio_out.as_ref().is_some_and(AudioOut::wants_audio)
-                && media.turns.as_ref().is_none_or(Turns::wants_reply_audio)
-                && asks < 8
-            {
-                asks += 1;
-                let frame = match stats::timed(Stage::Handler, self.instance.next_audio()).await {
-                    Ok(f) => f,
-                    Err(e) => return Some(self.fail(e)),
-                };
-                if let Some(end) = self.handle_events(media) {
-                    return Some(end);
-                }
-                let (Some(f), Some(out)) = (frame, media.audio_out.as_mut()) else {
-                    end_of_reply(media);
-                    break;
-                };
-                if let Err(e) = stats::time(Stage::Codec, || out.push(f)) {
-                    tracing::debug!("bad handler audio: {e}");
-                }
-            }
-            while let Some(out) = media.audio_out.as_mut() {
-                match stats::time(Stage::Codec, || out.due(Instant::now())) {
-                    Ok(Some((packet, time))) => {
-                        stats::time(Stage::Transport, || self.peer.write_audio(&packet, time))
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!("opus encode failed: {e}");
-                        break;
+    /// Carry out what the core says, until it has nothing more.
+    fn carry_out(&mut self, media: &mut Media, channel: &mut Channel) -> Option<End> {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Call(call) => self.handler.call(call),
+                Action::Message(text) => channel.send(&mut self.peer, text),
+                Action::Audio { samples, position } => {
+                    let Some(out) = media.audio_out.as_mut() else {
+                        continue;
+                    };
+                    match stats::time(Stage::Codec, || out.encode(&samples)) {
+                        Ok(packet) => stats::time(Stage::Transport, || {
+                            self.peer.write_audio(&packet, position)
+                        }),
+                        Err(e) => tracing::debug!("opus encode failed: {e}"),
                     }
                 }
-            }
-        }
-        if let Some(t) = media.turns.as_mut() {
-            if media.audio_out.is_none() {
-                // The client takes no audio: the reply has nowhere to play.
-                t.reply_complete();
-            }
-            if media.audio_out.as_ref().is_none_or(AudioOut::is_idle) && t.playback_idle() {
-                self.send(&messages::playback_finished());
-            }
-        }
-        if self.spec.mode == Mode::Receive && media.video_out.is_some() {
-            let period = Duration::from_secs(1) / self.spec.fps.max(1);
-            let due = *media.next_video.get_or_insert(now);
-            if now >= due {
-                media.next_video = Some(if due + period < now {
-                    now + period
-                } else {
-                    due + period
-                });
-                let r = stats::timed(Stage::Handler, self.instance.next_video()).await;
-                match r {
-                    Ok(Some(f)) => self.send_video(media, f, now),
-                    Ok(None) => {}
-                    Err(e) => return Some(self.fail(e)),
+                Action::Video(frame) => {
+                    let rtp_time = (media.started.elapsed().as_micros() as u64) * 9 / 100;
+                    if let Some(out) = media.video_out.as_mut() {
+                        if out.waiting.replace((frame, rtp_time)).is_some() {
+                            stats::count(Counter::VideoEncodeDropped);
+                        }
+                        start_encode(out);
+                    }
                 }
-                if let Some(end) = self.handle_events(media) {
-                    return Some(end);
-                }
+                Action::Mark(_) | Action::ClearAudio => {}
+                Action::Close(reason) => return Some(End::Core(reason)),
             }
         }
         None
     }
 
-    fn send_video(&mut self, media: &mut Media, frame: VideoFrame, now: Instant) {
+    fn on_decoded(&mut self, decoded: Option<Result<Decoded, MediaError>>, media: &mut Media) {
+        let Some(pipe) = media.video_in.as_mut() else {
+            return;
+        };
+        match decoded {
+            Some(Ok(Decoded::Frame(frame))) => self.core.client_video(frame),
+            Some(Ok(Decoded::Nothing)) => {}
+            Some(Ok(Decoded::NeedKeyframe)) => self.peer.request_keyframe(),
+            Some(Err(e)) => tracing::debug!(connection = %self.id, "no video decoder: {e}"),
+            None => {
+                // The pool refused the job: the frame is lost, start over at a keyframe.
+                stats::count(Counter::VideoDecodeDropped);
+                pipe.gap = true;
+                self.peer.request_keyframe();
+            }
+        }
+        start_decode(pipe);
+    }
+
+    fn on_encoded(
+        &mut self,
+        encoded: Option<(Result<Vec<Vec<u8>>, MediaError>, u64)>,
+        media: &mut Media,
+    ) {
         let Some(out) = media.video_out.as_mut() else {
             return;
         };
-        let rtp_time = (now.duration_since(media.started).as_micros() as u64) * 9 / 100;
-        let encoded = stats::time(Stage::Codec, || out.encode(frame));
         match encoded {
-            Ok(frames) => {
+            Some((Ok(frames), rtp_time)) => {
                 let start = Instant::now();
                 for f in frames {
                     self.peer.write_video(&f, rtp_time);
                 }
                 stats::add(Stage::Transport, start);
             }
-            Err(e) => tracing::debug!(connection = %self.id, "video encode failed: {e}"),
+            Some((Err(e), _)) => {
+                tracing::debug!(connection = %self.id, "video encode failed: {e}")
+            }
+            None => stats::count(Counter::VideoEncodeDropped),
         }
+        start_encode(out);
     }
 
-    async fn on_peer_event(
+    fn on_peer_event(
         &mut self,
         event: PeerEvent,
         media: &mut Media,
-        connected_at: &mut Option<Instant>,
+        channel: &mut Channel,
     ) -> Option<End> {
         match event {
             PeerEvent::Connected => {
-                *connected_at = Some(Instant::now());
                 // str0m announces the negotiated tracks (MediaAdded) only once connected.
-                if let Ok(m) = self.media() {
-                    *media = m;
+                let (sends_audio, _) = self.peer.sends();
+                if sends_audio {
+                    match AudioOut::new() {
+                        Ok(out) => media.audio_out = Some(out),
+                        Err(e) => tracing::error!(connection = %self.id, "opus: {e}"),
+                    }
+                }
+                let gives_video =
+                    self.spec.modality != Modality::Audio && self.spec.mode != Mode::Send;
+                media.video_out = match self.peer.video_codec().and_then(codec_of) {
+                    Some(codec) if gives_video => Some(VideoOutPipe {
+                        encoder: Arc::new(Mutex::new(VideoOut::new(codec, self.spec.fps))),
+                        waiting: None,
+                        job: None,
+                        keyframe: false,
+                    }),
+                    _ => None,
+                };
+                let now = Instant::now();
+                if let Err(e) =
+                    self.core
+                        .connected(now, media.audio_out.is_some(), media.video_out.is_some())
+                {
+                    tracing::error!(connection = %self.id, "media set-up failed: {e}");
                 }
                 tracing::info!(stream = %self.stream, connection = %self.id, "connected");
             }
             PeerEvent::Closed => return Some(End::PeerGone),
             PeerEvent::ChannelOpen => {
-                if !self.spec.inputs.is_empty() {
-                    self.send(&messages::send_input());
+                // `send_input` first, then what was raised before the channel opened.
+                self.core.client_ready();
+                if let Some(end) = self.carry_out(media, channel) {
+                    channel.flush(&mut self.peer);
+                    return Some(end);
                 }
-                for m in std::mem::take(&mut self.pending) {
-                    self.peer.send_text(&m);
-                }
+                channel.flush(&mut self.peer);
             }
-            PeerEvent::ChannelText(text) => {
-                self.send(&messages::echo(&text));
-            }
+            PeerEvent::ChannelText(text) => self.core.client_text(&text),
             PeerEvent::KeyframeRequest => {
                 if let Some(v) = media.video_out.as_mut() {
-                    v.force_keyframe();
+                    v.keyframe = true;
                 }
             }
             PeerEvent::Audio { data, .. } => {
                 let input = media.audio_in.as_mut()?;
-                let frame = match stats::time(Stage::Codec, || input.frame(&data)) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return None,
-                    Err(e) => {
-                        tracing::debug!("opus decode failed: {e}");
-                        return None;
-                    }
-                };
-                if let Some(end) = self.take_audio(frame, media).await {
-                    return Some(end);
+                match stats::time(Stage::Codec, || input.frame(&data)) {
+                    Ok(Some(frame)) => self.core.client_audio(Instant::now(), frame),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("opus decode failed: {e}"),
                 }
-                return self.pump(media, Instant::now()).await;
             }
             PeerEvent::Video {
                 data,
@@ -403,129 +393,62 @@ impl WebRtcSession {
                 contiguous,
             } => {
                 let codec = codec_of(codec)?;
-                let input = media.video_in.as_mut()?;
-                let ts = rtp_time * 100 / 9;
-                let decoded =
-                    stats::time(Stage::Codec, || input.decode(codec, &data, contiguous, ts));
-                match decoded {
-                    Err(e) => {
-                        tracing::debug!(connection = %self.id, "no {codec:?} decoder: {e}");
+                let pipe = media.video_in.as_mut()?;
+                if pipe.backlog.len() >= MAX_DECODE_BACKLOG {
+                    // The decoder is behind: drop what waits, restart at a keyframe.
+                    for _ in pipe.backlog.drain(..) {
+                        stats::count(Counter::VideoDecodeDropped);
                     }
-                    Ok(Decoded::Frame(frame)) => {
-                        // Backpressure: when more video is already waiting, skip the
-                        // handler for this frame (it was decoded to keep the reference).
-                        if self.peer.has_queued_video() {
-                            return None;
-                        }
-                        let r = stats::timed(Stage::Handler, self.instance.on_video(&frame)).await;
-                        let now = Instant::now();
-                        match r {
-                            Ok(Some(out)) if self.spec.mode == Mode::SendReceive => {
-                                self.send_video(media, out, now)
-                            }
-                            Ok(_) => {}
-                            Err(e) => return Some(self.fail(e)),
-                        }
-                        return self.handle_events(media);
-                    }
-                    Ok(Decoded::Nothing) => {}
-                    Ok(Decoded::NeedKeyframe) => self.peer.request_keyframe(),
+                    pipe.gap = true;
+                    self.peer.request_keyframe();
                 }
+                let contiguous = contiguous && !std::mem::take(&mut pipe.gap);
+                pipe.backlog
+                    .push_back((codec, data, contiguous, rtp_time * 100 / 9));
+                start_decode(pipe);
             }
         }
         None
-    }
-
-    /// Client audio for the handler: frame by frame, or through turn-taking.
-    async fn take_audio(
-        &mut self,
-        frame: crate::runtime::AudioFrame,
-        media: &mut Media,
-    ) -> Option<End> {
-        let Some(t) = media.turns.as_mut() else {
-            let r = stats::timed(Stage::Handler, self.instance.on_audio(&frame)).await;
-            return self.after_call(r, media);
-        };
-        let events = match stats::time(Stage::Codec, || t.hear(&frame.samples)) {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::debug!(connection = %self.id, "voice detection failed: {e}");
-                return None;
-            }
-        };
-        for event in events {
-            let mut fx = Effects::default();
-            let r = stats::timed(
-                Stage::Handler,
-                turns::respond(
-                    event,
-                    &mut self.instance,
-                    &self.spec,
-                    &self.outputs,
-                    &mut fx,
-                ),
-            )
-            .await;
-            if let Some(end) = self.apply(fx, media) {
-                return Some(end);
-            }
-            if let Err(e) = r {
-                return Some(self.fail(e));
-            }
-        }
-        None
-    }
-
-    fn after_call(&mut self, r: Result<(), CallError>, media: &mut Media) -> Option<End> {
-        match r {
-            Ok(()) => self.handle_events(media),
-            Err(e) => Some(self.fail(e)),
-        }
-    }
-
-    /// Act on what the handler raised during its last call.
-    fn handle_events(&mut self, media: &mut Media) -> Option<End> {
-        let fx = effects::apply(self.instance.take_events(), &self.spec, &self.outputs);
-        self.apply(fx, media)
-    }
-
-    /// Carry out the effects of handler calls: messages, barge-in, close.
-    fn apply(&mut self, fx: Effects, media: &mut Media) -> Option<End> {
-        for m in &fx.messages {
-            self.send(m);
-        }
-        if fx.clear_audio
-            && let Some(out) = media.audio_out.as_mut()
-        {
-            out.clear();
-        }
-        fx.close.map(|_| End::Closed)
-    }
-
-    fn fail(&mut self, e: CallError) -> End {
-        tracing::warn!(stream = %self.stream, connection = %self.id, cause = e.cause().as_str(), "handler failed: {e}");
-        self.send(&messages::error(&e.to_string()));
-        End::Handler
-    }
-
-    fn send(&mut self, text: &str) {
-        // Messages before the channel opens are kept for it.
-        if !self.peer.send_text(text)
-            && !self.peer.has_channel()
-            && self.pending.len() < MAX_PENDING_MESSAGES
-        {
-            self.pending.push(text.to_string());
-        }
     }
 }
 
-/// `next-audio` had nothing more: during a turn-taking reply, that completes the reply
-/// (its last audio is queued to play in full).
-fn end_of_reply(media: &mut Media) {
-    if media.turns.as_mut().is_some_and(Turns::reply_complete)
-        && let Some(out) = media.audio_out.as_mut()
-        && let Err(e) = out.finish()
-    {
-        tracing::debug!("bad handler audio: {e}");
+async fn next_opt<T>(job: Option<&mut Option<Job<T>>>) -> Option<T> {
+    match job {
+        Some(j) => next(j).await,
+        None => std::future::pending().await,
     }
+}
+
+/// Start decoding the oldest waiting frame, unless a decode is under way.
+fn start_decode(pipe: &mut VideoInPipe) {
+    if pipe.job.is_some() {
+        return;
+    }
+    let Some((codec, data, contiguous, ts)) = pipe.backlog.pop_front() else {
+        return;
+    };
+    let decoder = pipe.decoder.clone();
+    pipe.job = Some(offload(move || {
+        let mut d = decoder.lock().unwrap_or_else(|e| e.into_inner());
+        stats::time(Stage::Codec, || d.decode(codec, &data, contiguous, ts))
+    }));
+}
+
+/// Start encoding the newest handler frame, unless an encode is under way.
+fn start_encode(out: &mut VideoOutPipe) {
+    if out.job.is_some() {
+        return;
+    }
+    let Some((frame, rtp_time)) = out.waiting.take() else {
+        return;
+    };
+    let encoder = out.encoder.clone();
+    let keyframe = std::mem::take(&mut out.keyframe);
+    out.job = Some(offload(move || {
+        let mut e = encoder.lock().unwrap_or_else(|e| e.into_inner());
+        if keyframe {
+            e.force_keyframe();
+        }
+        (stats::time(Stage::Codec, || e.encode(frame)), rtp_time)
+    }));
 }

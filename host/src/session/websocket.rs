@@ -21,7 +21,6 @@
 //! told with `{"event":"clear"}` (plus `streamSid` on the telephone); marks still
 //! waiting are answered right after, as Twilio does.
 
-use std::collections::VecDeque;
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
@@ -29,18 +28,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{Sink, SinkExt, Stream as FrameStream, StreamExt};
 use serde_json::{Map, Value as Json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use super::effects::{self, Effects};
-use super::playback::Playback;
-use super::registry::{Command, Connections, Outputs};
+use super::core::{Action, CloseReason, Core, CoreConfig, Reply, SHUTTING_DOWN};
+use super::handler_task::HandlerTask;
+use super::messages;
+use super::registry::{Command, Registration};
 use super::stats::{self, Stage};
-use super::time_limit::{self, Step, TimeLimit};
-use super::turns::{self, Turns};
-use super::{Slot, messages};
 use crate::Stream;
 use crate::media::{MediaError, Resampler, mulaw};
-use crate::runtime::{AudioFrame, CallError, HandlerInstance, Modality, Mode, StreamSpec};
+use crate::runtime::{AudioFrame, Modality, Mode, StreamSpec};
 use crate::stream::Refusal;
 
 /// Largest text frame the session accepts, in bytes (the transport may cut off larger
@@ -54,16 +51,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Longest connection id accepted (`websocket_id` or `streamSid`).
 const MAX_ID: usize = 256;
-/// One output chunk.
-const FRAME: Duration = Duration::from_millis(20);
-/// After a gap longer than this, pacing restarts from now instead of bursting.
-const MAX_LAG: Duration = Duration::from_millis(200);
 /// Twilio Media Streams carry 8 kHz μ-law.
 const TELEPHONE_RATE: u32 = 8_000;
 
 /// WebSocket close codes.
 mod close {
     pub(super) const NORMAL: u16 = 1000;
+    pub(super) const GOING_AWAY: u16 = 1001;
     pub(super) const UNSUPPORTED_DATA: u16 = 1003;
     pub(super) const POLICY: u16 = 1008;
     pub(super) const INTERNAL: u16 = 1011;
@@ -199,109 +193,16 @@ impl WireIn {
     }
 }
 
-/// Handler audio to paced 20 ms chunks on the wire.
-struct WireOut {
-    encoding: Encoding,
-    playback: Playback,
-    next_send: Option<Instant>,
-    /// Samples ever sent (for marks).
-    sent_total: u64,
-}
-
-impl WireOut {
-    fn new(wire: Wire) -> Self {
-        Self {
-            encoding: wire.encoding,
-            playback: Playback::new(wire.out_rate),
-            next_send: None,
-            sent_total: 0,
-        }
-    }
-
-    /// Whether less than one chunk is queued, so the handler should be asked for more.
-    fn wants_audio(&self) -> bool {
-        self.playback.wants_audio()
-    }
-
-    /// Queue handler audio of any rate and channel count.
-    fn push(&mut self, frame: AudioFrame) -> Result<(), MediaError> {
-        self.playback.push(frame)
-    }
-
-    /// Drop everything queued (barge-in).
-    fn clear(&mut self) {
-        self.playback.clear();
-    }
-
-    /// The end of a reply: queue what the resampler holds, pad to a whole chunk.
-    fn finish(&mut self) -> Result<(), MediaError> {
-        self.playback.finish()
-    }
-
-    /// Where a mark placed now falls: after the whole chunks queued (a partial chunk
-    /// waits for more audio, so a mark does not wait for it).
-    fn mark_position(&self) -> u64 {
-        let frame = self.playback.frame_len();
-        self.sent_total + (self.playback.queued_samples() / frame * frame) as u64
-    }
-
-    fn is_empty(&self) -> bool {
-        self.playback.is_empty()
-    }
-
-    /// When the next chunk is due.
-    fn next_due(&self) -> Instant {
-        self.next_send.unwrap_or_else(Instant::now)
-    }
-
-    /// The next chunk, encoded, if one is queued and due at `now`.
-    fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let due = match self.next_send {
-            Some(t) if now + MAX_LAG < t => return None,
-            Some(t) if t + MAX_LAG < now => now,
-            Some(t) if t > now => return None,
-            Some(t) => t,
-            None => now,
-        };
-        // Nothing queued: keep the clock ticking so the next audio starts on time.
-        self.next_send = Some(due + FRAME);
-        let pcm = self.playback.pop()?;
-        self.sent_total += pcm.len() as u64;
-        Some(self.encoding.encode(&pcm))
-    }
-}
-
-/// Removes the connection from the registry when dropped, on every exit path.
-struct Registration {
-    connections: Connections,
-    id: String,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.connections.remove(&self.id);
-    }
-}
-
-/// A connection after `start`: admitted, registered, with its handler instance.
+/// A connection after `start`: admitted, registered, with its core and handler task.
 struct Live {
     id: String,
-    instance: HandlerInstance,
-    spec: StreamSpec,
+    core: Core,
+    handler: HandlerTask,
     commands: mpsc::Receiver<Command>,
-    outputs: broadcast::Sender<Outputs>,
+    encoding: Encoding,
     input: Option<WireIn>,
-    output: Option<WireOut>,
-    /// Turn-taking, when the handler asked for it.
-    turns: Option<Turns>,
-    time_limit: Option<TimeLimit>,
-    /// The handler closed the stream: play out what is queued, then close.
-    closing: bool,
-    /// Marks waiting for the audio queued before them: (samples sent by then, name).
-    marks: VecDeque<(u64, String)>,
-    // Dropped last: the registry entry, then the slot.
+    // Dropped last: the registry entry.
     _registration: Registration,
-    _slot: Slot,
 }
 
 /// The sending half, which knows how to address the client.
@@ -436,15 +337,46 @@ where
     async fn serve(&mut self) -> End {
         let start_deadline =
             Instant::now() + self.stream.config().connect_timeout.min(MAX_START_WAIT);
+        let lifecycle = self.stream.inner.transport.lifecycle.clone();
+        let draining = lifecycle.draining();
+        tokio::pin!(draining);
+        let mut drained = false;
         loop {
-            let wake = self.next_wake(start_deadline);
+            if let Err(end) = self.carry_out().await {
+                return end;
+            }
+            let wake = match &self.live {
+                None => start_deadline,
+                Some(live) => live
+                    .core
+                    .poll_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            };
+            // A handler that is behind stops the reading of the client (TCP pushes back).
+            let reading = self.live.as_ref().is_none_or(|l| !l.core.backlogged());
             let step = tokio::select! {
-                frame = self.incoming.next() => match frame {
+                frame = self.incoming.next(), if reading => match frame {
                     Some(frame) => self.on_frame(frame).await,
                     None => Err(End::Gone),
                 },
-                cmd = next_command(&mut self.live) => self.on_command(cmd).await,
+                event = live_event(&mut self.live) => match event {
+                    LiveEvent::Command(cmd) => {
+                        self.on_command(cmd);
+                        Ok(())
+                    }
+                    LiveEvent::Reply(reply) => self.on_reply(reply),
+                },
                 _ = tokio::time::sleep_until(wake.into()) => self.tick(start_deadline).await,
+                () = &mut draining, if !drained => {
+                    drained = true;
+                    match self.live.as_mut() {
+                        Some(live) => {
+                            live.core.shutdown();
+                            Ok(())
+                        }
+                        None => Err(End::Close(close::GOING_AWAY, SHUTTING_DOWN.into())),
+                    }
+                }
             };
             if let Err(end) = step {
                 return end;
@@ -452,21 +384,7 @@ where
         }
     }
 
-    fn next_wake(&self, start_deadline: Instant) -> Instant {
-        let Some(live) = &self.live else {
-            return start_deadline;
-        };
-        let mut wake = Instant::now() + Duration::from_secs(3600);
-        if let Some(limit) = &live.time_limit {
-            wake = wake.min(limit.next_wake());
-        }
-        if let Some(out) = &live.output {
-            wake = wake.min(out.next_due());
-        }
-        wake
-    }
-
-    /// Timers: the wait for `start`, the time limit, output pacing.
+    /// Timers: the wait for `start`, then the core's.
     async fn tick(&mut self, start_deadline: Instant) -> Flow {
         let now = Instant::now();
         let Some(live) = self.live.as_mut() else {
@@ -478,33 +396,63 @@ where
             }
             return Ok(());
         };
-        match live.time_limit.as_mut().and_then(|l| l.check(now)) {
-            Some(Step::Expired) => {
-                self.tx
-                    .text(messages::end_stream(time_limit::REACHED))
-                    .await?;
-                self.tx.text(messages::connection_closed()).await?;
-                return Err(End::Close(close::NORMAL, time_limit::REACHED.into()));
-            }
-            Some(Step::Warn(text)) => self.tx.text(text).await?,
-            None => {}
-        }
-        self.pump().await
+        live.core.handle_timeout(now);
+        Ok(())
     }
 
-    async fn on_command(&mut self, cmd: Option<Command>) -> Flow {
+    fn on_command(&mut self, cmd: Option<Command>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        match cmd {
+            Some(Command::SetInputs(values)) => live.core.set_inputs(values),
+            Some(Command::Candidate(_)) => {}
+            Some(Command::Shutdown) => live.core.shutdown(),
+            Some(Command::Close) | None => live.core.close_requested(),
+        }
+    }
+
+    fn on_reply(&mut self, reply: Option<Reply>) -> Flow {
         let Some(live) = self.live.as_mut() else {
             return Ok(());
         };
-        match cmd {
-            Some(Command::SetInputs(values)) => {
-                let r = stats::timed(Stage::Handler, live.instance.set_inputs(&values)).await;
-                self.after_call(r).await
+        match reply {
+            Some(r) => {
+                live.core.handler_reply(Instant::now(), r);
+                Ok(())
             }
-            Some(Command::Candidate(_)) => Ok(()),
-            Some(Command::Close) | None => {
-                self.tx.text(messages::connection_closed()).await?;
-                Err(End::Close(close::NORMAL, "closed by the server".into()))
+            None => Err(End::Close(close::INTERNAL, "handler task ended".into())),
+        }
+    }
+
+    /// Carry out what the core says, until it has nothing more.
+    async fn carry_out(&mut self) -> Flow {
+        loop {
+            let Some(live) = self.live.as_mut() else {
+                return Ok(());
+            };
+            let Some(action) = live.core.poll_action() else {
+                return Ok(());
+            };
+            match action {
+                Action::Call(call) => live.handler.call(call),
+                Action::Message(text) => self.tx.text(text).await?,
+                Action::Audio { samples, .. } => {
+                    let bytes = stats::time(Stage::Codec, || live.encoding.encode(&samples));
+                    self.tx.media(&bytes).await?;
+                }
+                Action::Video(_) => {}
+                Action::Mark(name) => self.tx.mark(&name).await?,
+                Action::ClearAudio => self.tx.event("clear", "").await?,
+                Action::Close(reason) => {
+                    tracing::info!(stream = %self.stream.name(), connection = %live.id, "closing: {}", reason.text());
+                    let code = match reason {
+                        CloseReason::HandlerFailed(_) => close::INTERNAL,
+                        CloseReason::Shutdown => close::GOING_AWAY,
+                        _ => close::NORMAL,
+                    };
+                    return Err(End::Close(code, reason.text().into()));
+                }
             }
         }
     }
@@ -707,7 +655,7 @@ where
         };
         let (handle, commands) = self.stream.new_handle(&spec);
         let outputs = handle.outputs.clone();
-        if inner.connections.insert(&id, handle).is_err() {
+        let Ok((registration, _)) = inner.connections.register(&id, handle) else {
             self.tx
                 .text(r#"{"status":"failed","meta":{"error":"connection_already_exists"}}"#.into())
                 .await?;
@@ -715,10 +663,6 @@ where
                 close::NORMAL,
                 "connection already exists".into(),
             ));
-        }
-        let registration = Registration {
-            connections: inner.connections.clone(),
-            id: id.clone(),
         };
         let instance = match component.instantiate(&id).await {
             Ok(i) => i,
@@ -728,7 +672,6 @@ where
             }
         };
         let takes = spec.mode != Mode::Receive;
-        let gives = spec.mode != Mode::Send;
         let input = if takes {
             match WireIn::new(wire, spec.input_sample_rate) {
                 Ok(i) => Some(i),
@@ -737,36 +680,36 @@ where
         } else {
             None
         };
-        let output = gives.then(|| WireOut::new(wire));
-        let turns = match component.turn_taking() {
-            Some(t) if takes => match Turns::new(*t, spec.input_sample_rate) {
-                Ok(t) => Some(t),
-                Err(e) => return Err(self.tx.reject(close::INTERNAL, &e.to_string()).await),
-            },
-            _ => None,
+        let config = CoreConfig {
+            spec: spec.clone(),
+            turn_taking: component.turn_taking().copied(),
+            playback_rate: wire.out_rate,
+            time_limit: self.stream.config().time_limit,
+            connect_timeout: self.stream.config().connect_timeout,
         };
+        let now = Instant::now();
+        let mut core = match Core::new(&id, config, now) {
+            Ok(c) => c,
+            Err(e) => return Err(self.tx.reject(close::INTERNAL, &e.to_string()).await),
+        };
+        if let Err(e) = core.connected(now, true, false) {
+            return Err(self.tx.reject(close::INTERNAL, &e.to_string()).await);
+        }
+        // FastRTC asks a WebSocket client for its inputs; Twilio has none to send.
+        if self.flavour == Flavour::WebSocket {
+            core.client_ready();
+        }
         tracing::info!(stream = %inner.name, connection = %id, flavour = ?self.flavour, ?wire, "websocket started");
-        let ask_inputs = self.flavour == Flavour::WebSocket && !spec.inputs.is_empty();
         self.live = Some(Live {
             id,
-            instance,
-            spec,
+            core,
+            handler: HandlerTask::spawn(instance, spec, outputs, slot),
             commands,
-            outputs,
+            encoding: wire.encoding,
             input,
-            output,
-            turns,
-            time_limit: TimeLimit::start(self.stream.config().time_limit, Instant::now()),
-            closing: false,
-            marks: VecDeque::new(),
             _registration: registration,
-            _slot: slot,
         });
-        if ask_inputs {
-            self.tx.text(messages::send_input()).await?;
-        }
-        // Events of the start-up calls (set-inputs to the defaults).
-        self.handle_events().await
+        Ok(())
     }
 
     async fn on_media(&mut self, msg: &Map<String, Json>) -> Flow {
@@ -795,9 +738,6 @@ where
         let Some(live) = self.live.as_mut() else {
             return Err(self.tx.reject(close::POLICY, "media before start").await);
         };
-        if live.closing {
-            return Ok(());
-        }
         let Some(input) = live.input.as_mut() else {
             // A receive-only handler takes no audio.
             return Ok(());
@@ -806,52 +746,14 @@ where
             Ok(f) => f,
             Err(e) => return Err(self.tx.reject(close::POLICY, &e).await),
         };
+        let now = Instant::now();
         for frame in frames {
-            self.take_audio(frame).await?;
-        }
-        self.pump().await
-    }
-
-    /// Client audio for the handler: frame by frame, or through turn-taking.
-    async fn take_audio(&mut self, frame: AudioFrame) -> Flow {
-        let Some(live) = self.live.as_mut() else {
-            return Ok(());
-        };
-        let Some(t) = live.turns.as_mut() else {
-            let r = stats::timed(Stage::Handler, live.instance.on_audio(&frame)).await;
-            return self.after_call(r).await;
-        };
-        let events = match stats::time(Stage::Codec, || t.hear(&frame.samples)) {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::debug!(connection = %live.id, "voice detection failed: {e}");
-                return Ok(());
-            }
-        };
-        for event in events {
-            let Some(live) = self.live.as_mut() else {
-                return Ok(());
-            };
-            let mut fx = Effects::default();
-            let r = stats::timed(
-                Stage::Handler,
-                turns::respond(
-                    event,
-                    &mut live.instance,
-                    &live.spec,
-                    &live.outputs,
-                    &mut fx,
-                ),
-            )
-            .await;
-            self.apply(fx).await?;
-            if let Err(e) = r {
-                return Err(self.fail(e).await);
-            }
+            live.core.client_audio(now, frame);
         }
         Ok(())
     }
 
+    /// Client audio for the handler: frame by frame, or through turn-taking.
     async fn on_mark(&mut self, msg: &Map<String, Json>) -> Flow {
         let Some(name) = msg
             .get("mark")
@@ -864,170 +766,23 @@ where
         let Some(live) = self.live.as_mut() else {
             return self.tx.mark(name).await;
         };
-        let at = live.output.as_ref().map_or(0, WireOut::mark_position);
-        live.marks.push_back((at, name.to_string()));
-        self.send_marks().await
-    }
-
-    /// Answer the marks whose audio has all been sent.
-    async fn send_marks(&mut self) -> Flow {
-        loop {
-            let Some(live) = self.live.as_mut() else {
-                return Ok(());
-            };
-            let sent = live.output.as_ref().map_or(u64::MAX, |o| o.sent_total);
-            match live.marks.front() {
-                Some((at, _)) if *at <= sent => {}
-                _ => return Ok(()),
-            }
-            if let Some((_, name)) = live.marks.pop_front() {
-                self.tx.mark(&name).await?;
-            }
-        }
-    }
-
-    /// Ask the handler for audio while little is queued, and send what is due.
-    async fn pump(&mut self) -> Flow {
-        let mut asks = 0;
-        loop {
-            let Some(live) = self.live.as_mut() else {
-                return Ok(());
-            };
-            let wants = !live.closing
-                && live.output.as_ref().is_some_and(WireOut::wants_audio)
-                && live.turns.as_ref().is_none_or(Turns::wants_reply_audio);
-            if !wants || asks >= 8 {
-                break;
-            }
-            asks += 1;
-            let frame = match stats::timed(Stage::Handler, live.instance.next_audio()).await {
-                Ok(f) => f,
-                Err(e) => return Err(self.fail(e).await),
-            };
-            self.handle_events().await?;
-            let Some(frame) = frame else {
-                if let Some(live) = self.live.as_mut() {
-                    live.end_of_reply();
-                }
-                break;
-            };
-            if let Some(out) = self.live.as_mut().and_then(|l| l.output.as_mut())
-                && let Err(e) = stats::time(Stage::Codec, || out.push(frame))
-            {
-                tracing::debug!("bad handler audio: {e}");
-            }
-        }
-        while let Some(out) = self.live.as_mut().and_then(|l| l.output.as_mut()) {
-            let Some(chunk) = stats::time(Stage::Codec, || out.due(Instant::now())) else {
-                break;
-            };
-            self.tx.media(&chunk).await?;
-            self.send_marks().await?;
-        }
-        let finished = self.live.as_mut().is_some_and(|live| {
-            let idle = live.output.as_ref().is_none_or(WireOut::is_empty);
-            live.turns.as_mut().is_some_and(|t| {
-                if live.output.is_none() {
-                    // The client takes no audio: the reply has nowhere to play.
-                    t.reply_complete();
-                }
-                idle && t.playback_idle()
-            })
-        });
-        if finished {
-            self.tx.text(messages::playback_finished()).await?;
-        }
-        match &self.live {
-            Some(live) if live.closing && live.output.as_ref().is_none_or(WireOut::is_empty) => {
-                Err(End::Close(
-                    close::NORMAL,
-                    "the handler closed the stream".into(),
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn after_call(&mut self, r: Result<(), CallError>) -> Flow {
-        match r {
-            Ok(()) => self.handle_events().await,
-            Err(e) => Err(self.fail(e).await),
-        }
-    }
-
-    /// Act on what the handler raised during its last call.
-    async fn handle_events(&mut self) -> Flow {
-        let Some(live) = self.live.as_mut() else {
-            return Ok(());
-        };
-        let fx = effects::apply(live.instance.take_events(), &live.spec, &live.outputs);
-        self.apply(fx).await
-    }
-
-    /// Carry out the effects of handler calls: messages, barge-in (with `clear`), close.
-    async fn apply(&mut self, fx: Effects) -> Flow {
-        let Some(live) = self.live.as_mut() else {
-            return Ok(());
-        };
-        if fx.close.is_some() {
-            live.closing = true;
-        }
-        let clear = fx.clear_audio && live.output.is_some();
-        if let (true, Some(out)) = (clear, live.output.as_mut()) {
-            out.clear();
-        }
-        for m in fx.messages {
-            self.tx.text(m).await?;
-        }
-        if clear {
-            self.tx.event("clear", "").await?;
-            // The audio before the waiting marks is gone: answer them now.
-            let marks = self
-                .live
-                .as_mut()
-                .map(|l| std::mem::take(&mut l.marks))
-                .unwrap_or_default();
-            for (_, name) in marks {
-                self.tx.mark(&name).await?;
-            }
-        }
-        match &self.live {
-            Some(live) if live.closing && live.output.is_none() => Err(End::Close(
-                close::NORMAL,
-                "the handler closed the stream".into(),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    async fn fail(&mut self, e: CallError) -> End {
-        if let Some(live) = &self.live {
-            tracing::warn!(stream = %self.stream.name(), connection = %live.id, cause = e.cause().as_str(), "handler failed: {e}");
-        }
-        match self.tx.text(messages::error(&e.to_string())).await {
-            Ok(()) => End::Close(close::INTERNAL, "handler failed".into()),
-            Err(end) => end,
-        }
+        live.core.mark(name.to_string());
+        Ok(())
     }
 }
 
-impl Live {
-    /// `next-audio` had nothing more: during a turn-taking reply, that completes the
-    /// reply (its last audio is queued to play in full).
-    fn end_of_reply(&mut self) {
-        if self.turns.as_mut().is_some_and(Turns::reply_complete)
-            && let Some(out) = self.output.as_mut()
-            && let Err(e) = out.finish()
-        {
-            tracing::debug!("bad handler audio: {e}");
-        }
-    }
+/// What a live connection's queues deliver.
+enum LiveEvent {
+    Command(Option<Command>),
+    Reply(Option<Reply>),
 }
 
-/// The next command for a live connection; never resolves before `start`.
-async fn next_command(live: &mut Option<Live>) -> Option<Command> {
+async fn live_event(live: &mut Option<Live>) -> LiveEvent {
     match live {
-        Some(live) => live.commands.recv().await,
+        Some(live) => tokio::select! {
+            cmd = live.commands.recv() => LiveEvent::Command(cmd),
+            reply = live.handler.reply() => LiveEvent::Reply(reply),
+        },
         None => std::future::pending().await,
     }
 }
@@ -1035,14 +790,6 @@ async fn next_command(live: &mut Option<Live>) -> Option<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(rate: u32, n: usize) -> AudioFrame {
-        AudioFrame {
-            sample_rate: rate,
-            channels: 1,
-            samples: vec![1000; n],
-        }
-    }
 
     #[tokio::test]
     async fn telephone_messages_carry_the_stream_sid() {
@@ -1105,50 +852,5 @@ mod tests {
         let lens: Vec<usize> = frames.iter().map(|f| f.samples.len()).collect();
         assert_eq!(lens, vec![320, 320, 320, 10]);
         assert!(frames.iter().all(|f| f.sample_rate == 16_000));
-    }
-
-    #[test]
-    fn output_is_paced_in_20ms_chunks_and_cleared_on_barge_in() {
-        let wire = Wire {
-            encoding: Encoding::MuLaw,
-            in_rate: 8_000,
-            out_rate: 8_000,
-        };
-        let mut out = WireOut::new(wire);
-        assert!(out.wants_audio());
-        out.push(frame(8_000, 400)).unwrap();
-        assert!(!out.wants_audio());
-        let t0 = Instant::now();
-        assert_eq!(out.due(t0).map(|c| c.len()), Some(160));
-        // The next chunk is due 20 ms later, not before.
-        assert_eq!(out.due(t0 + Duration::from_millis(5)), None);
-        assert_eq!(out.due(t0 + FRAME).map(|c| c.len()), Some(160));
-        assert_eq!(out.sent_total, 320);
-        // 80 samples left: less than a chunk, so a mark now is due at once.
-        assert_eq!(out.mark_position(), 320);
-        out.push(frame(8_000, 400)).unwrap();
-        assert_eq!(out.mark_position(), 320 + 3 * 160);
-        out.clear();
-        assert!(out.is_empty());
-        assert_eq!(out.mark_position(), out.sent_total);
-        assert_eq!(out.due(t0 + 2 * FRAME), None);
-    }
-
-    #[test]
-    fn output_is_resampled_to_the_wire_rate() {
-        let wire = Wire {
-            encoding: Encoding::Pcm16,
-            in_rate: 8_000,
-            out_rate: 8_000,
-        };
-        let mut out = WireOut::new(wire);
-        for _ in 0..10 {
-            out.push(frame(48_000, 960)).unwrap();
-        }
-        // 200 ms at 48 kHz is about 200 ms at 8 kHz (less the resampler's block).
-        let queued = out.playback.queued_samples();
-        assert!((1_400..=1_600).contains(&queued), "{queued} samples");
-        let chunk = out.due(Instant::now()).unwrap();
-        assert_eq!(chunk.len(), 320, "160 samples of pcm16");
     }
 }

@@ -14,6 +14,7 @@
 //! | `wasmrtc_tenant_connections_active` / `_limit` | gauge | tenant |
 //! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
+//! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
 //!
 //! Streams of the configuration file appear with `tenant=""`. Counters of a stream
 //! start at zero when the host starts. With `metrics_token_sha256` in the host's
@@ -281,6 +282,21 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
                 })
             })
             .collect(),
+    );
+    use crate::session::stats::{Counter, counted};
+    family(
+        "wasmrtc_frames_dropped_total",
+        "counter",
+        "Media frames dropped on the host: `video` (replaced by a newer frame before a slow handler saw it), `audio` (the handler too far behind), `video_decode` and `video_encode` (the codec pool behind).",
+        [
+            ("video", Counter::VideoDropped),
+            ("audio", Counter::AudioDropped),
+            ("video_decode", Counter::VideoDecodeDropped),
+            ("video_encode", Counter::VideoEncodeDropped),
+        ]
+        .into_iter()
+        .map(|(kind, c)| format!("{{kind=\"{kind}\"}} {}", counted(c)))
+        .collect(),
     );
     out
 }
