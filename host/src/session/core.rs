@@ -771,7 +771,10 @@ impl Core {
             self.call(Call::NextAudio);
         }
         let idle = self.out.as_ref().is_none_or(|o| o.playback.is_empty());
-        if idle && let Some(t) = self.turns.as_mut() && t.playback_idle() {
+        if idle
+            && let Some(t) = self.turns.as_mut()
+            && t.playback_idle()
+        {
             self.message(messages::playback_finished());
         }
         if self.closing.is_some() && idle {
@@ -817,5 +820,529 @@ impl Core {
                 self.actions.push_back(Action::Mark(name));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Control, InputSpec, PixelFormat, Slider};
+
+    const RATE: u32 = 16_000;
+    const MS: Duration = Duration::from_millis(1);
+
+    fn spec(modality: Modality, mode: Mode) -> StreamSpec {
+        StreamSpec {
+            modality,
+            mode,
+            inputs: vec![InputSpec {
+                name: "gain".into(),
+                label: "Gain".into(),
+                control: Control::Slider(Slider {
+                    min: 0.0,
+                    max: 2.0,
+                    step: 0.1,
+                    default: 1.0,
+                }),
+            }],
+            outputs: Vec::new(),
+            input_sample_rate: RATE,
+            output_sample_rate: RATE,
+            video_format: PixelFormat::Rgb24,
+            fps: 10,
+        }
+    }
+
+    fn core_with(spec: StreamSpec, time_limit: Option<Duration>, t0: Instant) -> Core {
+        let config = CoreConfig {
+            spec,
+            turn_taking: None,
+            playback_rate: RATE,
+            time_limit,
+            connect_timeout: Duration::from_secs(30),
+        };
+        Core::new("c1", config, t0).unwrap()
+    }
+
+    fn drain(core: &mut Core) -> Vec<Action> {
+        std::iter::from_fn(|| core.poll_action()).collect()
+    }
+
+    fn frame(samples: usize) -> AudioFrame {
+        AudioFrame {
+            sample_rate: RATE,
+            channels: 1,
+            samples: vec![100; samples],
+        }
+    }
+
+    fn picture(n: u8) -> VideoFrame {
+        VideoFrame {
+            width: 2,
+            height: 2,
+            format: PixelFormat::Rgb24,
+            data: vec![n; 12],
+            timestamp_us: u64::from(n),
+        }
+    }
+
+    fn reply(kind: CallKind, answer: Answer) -> Reply {
+        Reply {
+            kind,
+            result: Ok(answer),
+            effects: Effects::default(),
+        }
+    }
+
+    fn with_messages(mut r: Reply, messages: &[String]) -> Reply {
+        r.effects.messages = messages.to_vec();
+        r
+    }
+
+    fn messages(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Message(m) => Some(m.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn calls(actions: &[Action]) -> Vec<CallKind> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Call(c) => Some(c.kind()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn audio_positions(actions: &[Action]) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audio { position, .. } => Some(*position),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn closes(actions: &[Action]) -> Vec<CloseReason> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Close(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An echo connection: up, with `send_input` asked.
+    fn echo(t0: Instant) -> Core {
+        let mut core = core_with(spec(Modality::Audio, Mode::SendReceive), None, t0);
+        core.connected(t0, true, false).unwrap();
+        core.client_ready();
+        let first = drain(&mut core);
+        assert_eq!(messages(&first), [messages::send_input()]);
+        // Nothing is queued: the handler is asked for audio once.
+        assert_eq!(calls(&first), [CallKind::NextAudio]);
+        core.handler_reply(
+            t0,
+            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Done)),
+        );
+        assert!(
+            drain(&mut core).is_empty(),
+            "a dry next-audio waits for the tick"
+        );
+        core
+    }
+
+    #[test]
+    fn echo_audio_is_paced_one_frame_per_20ms() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        core.client_audio(t0, frame(320));
+        assert_eq!(calls(&drain(&mut core)), [CallKind::Audio]);
+        core.handler_reply(t0, reply(CallKind::Audio, Answer::Done));
+        assert_eq!(calls(&drain(&mut core)), [CallKind::NextAudio]);
+        // 60 ms of audio comes back at once.
+        core.handler_reply(
+            t0,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(NextAudio::Frame(frame(960))),
+            ),
+        );
+        assert!(calls(&drain(&mut core)).is_empty(), "enough is queued");
+        let t1 = core.poll_timeout().unwrap();
+        assert_eq!(t1, t0 + 20 * MS);
+        core.handle_timeout(t1);
+        let a = drain(&mut core);
+        assert_eq!(
+            audio_positions(&a),
+            [320],
+            "one frame, on the playback clock"
+        );
+        core.handle_timeout(t1 + 5 * MS);
+        assert!(audio_positions(&drain(&mut core)).is_empty(), "not due yet");
+        core.handle_timeout(t1 + 40 * MS);
+        let a = drain(&mut core);
+        assert_eq!(audio_positions(&a), [640, 960], "a late tick catches up");
+        assert_eq!(
+            calls(&a),
+            [CallKind::NextAudio],
+            "asks again once the queue runs low"
+        );
+    }
+
+    #[test]
+    fn a_handler_close_plays_out_queued_audio_then_closes() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        core.client_audio(t0, frame(320));
+        drain(&mut core);
+        let mut r = reply(CallKind::Audio, Answer::Done);
+        r.effects.messages.push(messages::end_stream("bye"));
+        r.effects.close = Some("bye".into());
+        core.handler_reply(t0, r);
+        let a = drain(&mut core);
+        assert_eq!(messages(&a), [messages::end_stream("bye")]);
+        // Nothing was queued: the close is immediate.
+        assert_eq!(closes(&a), [CloseReason::HandlerClosed]);
+
+        let mut core = echo(t0);
+        core.handle_timeout(t0 + 20 * MS);
+        assert_eq!(calls(&drain(&mut core)), [CallKind::NextAudio]);
+        let mut r = reply(
+            CallKind::NextAudio,
+            Answer::Audio(NextAudio::Frame(frame(640))),
+        );
+        r.effects.messages.push(messages::end_stream("bye"));
+        r.effects.close = Some("bye".into());
+        core.handler_reply(t0 + 20 * MS, r);
+        let a = drain(&mut core);
+        assert_eq!(messages(&a), [messages::end_stream("bye")]);
+        assert!(closes(&a).is_empty(), "40 ms are still queued");
+        core.client_audio(t0 + 25 * MS, frame(320));
+        core.set_inputs(vec![Value::Number(1.0)]);
+        assert!(
+            calls(&drain(&mut core)).is_empty(),
+            "a closing handler gets no more calls"
+        );
+        // The clock ticked at 0 and 20 ms with nothing queued.
+        core.handle_timeout(t0 + 40 * MS);
+        assert_eq!(audio_positions(&drain(&mut core)), [640]);
+        core.handle_timeout(t0 + 60 * MS);
+        let a = drain(&mut core);
+        assert_eq!(audio_positions(&a), [960]);
+        assert_eq!(closes(&a), [CloseReason::HandlerClosed]);
+        core.handle_timeout(t0 + 80 * MS);
+        assert!(drain(&mut core).is_empty(), "nothing after the close");
+        assert_eq!(core.poll_timeout(), None);
+    }
+
+    #[test]
+    fn the_time_limit_warns_then_ends_the_stream() {
+        let t0 = Instant::now();
+        let mut core = core_with(
+            spec(Modality::Audio, Mode::Send),
+            Some(Duration::from_secs(30)),
+            t0,
+        );
+        core.connected(t0, true, false).unwrap();
+        assert!(
+            drain(&mut core).is_empty(),
+            "a send-only handler is never asked for audio"
+        );
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(25)));
+        core.handle_timeout(t0 + Duration::from_secs(25));
+        let a = drain(&mut core);
+        assert_eq!(messages(&a).len(), 1);
+        assert!(
+            messages(&a)[0].contains("closes in 5 s"),
+            "{:?}",
+            messages(&a)
+        );
+        core.handle_timeout(t0 + Duration::from_secs(30));
+        let a = drain(&mut core);
+        assert_eq!(
+            messages(&a),
+            [
+                messages::end_stream(time_limit::REACHED),
+                messages::connection_closed()
+            ]
+        );
+        assert_eq!(closes(&a), [CloseReason::TimeLimit]);
+    }
+
+    #[test]
+    fn server_close_shutdown_and_connect_timeout() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        core.close_requested();
+        let a = drain(&mut core);
+        assert_eq!(messages(&a), [messages::connection_closed()]);
+        assert_eq!(closes(&a), [CloseReason::Requested]);
+        core.shutdown();
+        assert!(drain(&mut core).is_empty(), "closed once");
+
+        let mut core = echo(t0);
+        core.shutdown();
+        let a = drain(&mut core);
+        assert_eq!(
+            messages(&a),
+            [
+                messages::end_stream(SHUTTING_DOWN),
+                messages::connection_closed()
+            ]
+        );
+        assert_eq!(closes(&a), [CloseReason::Shutdown]);
+
+        let mut core = core_with(spec(Modality::Audio, Mode::SendReceive), None, t0);
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+        core.handle_timeout(t0 + Duration::from_secs(29));
+        assert!(drain(&mut core).is_empty());
+        core.handle_timeout(t0 + Duration::from_secs(30));
+        assert_eq!(closes(&drain(&mut core)), [CloseReason::ConnectTimeout]);
+    }
+
+    #[test]
+    fn client_video_is_latest_wins_while_the_handler_is_busy() {
+        let t0 = Instant::now();
+        let mut core = core_with(spec(Modality::Video, Mode::SendReceive), None, t0);
+        core.connected(t0, false, true).unwrap();
+        drain(&mut core);
+        for n in 1..=4 {
+            core.client_video(picture(n));
+        }
+        let a = drain(&mut core);
+        assert!(matches!(&a[..], [Action::Call(Call::Video(f))] if f.timestamp_us == 1));
+        assert_eq!(
+            core.stats().video_dropped,
+            2,
+            "frames 2 and 3 were replaced"
+        );
+        core.handler_reply(t0, reply(CallKind::Video, Answer::Video(Some(picture(10)))));
+        let a = drain(&mut core);
+        assert!(
+            matches!(&a[..], [Action::Video(out), Action::Call(Call::Video(next))]
+                if out.timestamp_us == 10 && next.timestamp_us == 4),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn receive_video_is_asked_at_the_specs_fps() {
+        let t0 = Instant::now();
+        let mut core = core_with(spec(Modality::Video, Mode::Receive), None, t0);
+        core.connected(t0, false, true).unwrap();
+        assert_eq!(calls(&drain(&mut core)), [CallKind::NextVideo]);
+        assert_eq!(core.poll_timeout(), Some(t0 + 100 * MS));
+        // Still in flight at the next tick: not asked twice.
+        core.handle_timeout(t0 + 100 * MS);
+        assert!(calls(&drain(&mut core)).is_empty());
+        core.handler_reply(
+            t0 + 150 * MS,
+            reply(CallKind::NextVideo, Answer::Video(Some(picture(1)))),
+        );
+        assert!(matches!(&drain(&mut core)[..], [Action::Video(_)]));
+        core.handle_timeout(t0 + 200 * MS);
+        assert_eq!(calls(&drain(&mut core)), [CallKind::NextVideo]);
+    }
+
+    #[test]
+    fn a_failed_call_sends_its_effects_then_the_error() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        core.client_audio(t0, frame(320));
+        drain(&mut core);
+        let err = CallError::WallClock {
+            call: "on-audio",
+            limit: Duration::from_secs(2),
+        };
+        let mut r = Reply {
+            kind: CallKind::Audio,
+            result: Err(err),
+            effects: Effects::default(),
+        };
+        r.effects.messages.push(messages::log("before"));
+        core.handler_reply(t0, r);
+        let a = drain(&mut core);
+        let m = messages(&a);
+        assert_eq!(m[0], messages::log("before"));
+        assert!(
+            m[1].starts_with(r#"{"type": "error", "message": "handler did not return"#),
+            "{m:?}"
+        );
+        assert_eq!(
+            closes(&a),
+            [CloseReason::HandlerFailed(FailureCause::WallClock)]
+        );
+    }
+
+    #[test]
+    fn a_slow_handler_loses_audio_not_inputs_and_the_last_inputs_win() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        for _ in 0..MAX_IN_FLIGHT + 3 {
+            core.client_audio(t0, frame(320));
+        }
+        assert_eq!(calls(&drain(&mut core)).len(), MAX_IN_FLIGHT);
+        assert!(core.backlogged());
+        assert_eq!(core.stats().audio_dropped, 3);
+        core.set_inputs(vec![Value::Number(0.5)]);
+        core.set_inputs(vec![Value::Number(1.5)]);
+        assert!(drain(&mut core).is_empty(), "inputs wait for room");
+        core.handler_reply(t0, reply(CallKind::Audio, Answer::Done));
+        let a = drain(&mut core);
+        assert!(
+            matches!(&a[..], [Action::Call(Call::SetInputs(v))] if v == &[Value::Number(1.5)]),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn barge_in_clears_the_queue_answers_marks_and_drops_stale_audio() {
+        let t0 = Instant::now();
+        let mut core = echo(t0);
+        core.handle_timeout(t0 + 20 * MS);
+        drain(&mut core);
+        core.handler_reply(
+            t0 + 20 * MS,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(NextAudio::Frame(frame(960))),
+            ),
+        );
+        drain(&mut core);
+        core.mark("after-60ms".into());
+        assert!(drain(&mut core).is_empty(), "the mark waits for its audio");
+        core.handle_timeout(t0 + 40 * MS);
+        core.handle_timeout(t0 + 60 * MS);
+        let a = drain(&mut core);
+        assert_eq!(audio_positions(&a).len(), 2);
+        assert!(calls(&a).is_empty(), "20 ms are still queued");
+        core.client_audio(t0 + 61 * MS, frame(320));
+        assert_eq!(calls(&drain(&mut core)), [CallKind::Audio]);
+        let mut r = reply(CallKind::Audio, Answer::Done);
+        r.effects.clear_audio = true;
+        core.handler_reply(t0 + 63 * MS, r);
+        let a = drain(&mut core);
+        assert!(
+            matches!(&a[..2], [Action::ClearAudio, Action::Mark(m)] if m == "after-60ms"),
+            "{a:?}"
+        );
+        // A next-audio asked before a clear answers with audio of the old reply: dropped.
+        let t = t0 + 63 * MS;
+        assert_eq!(calls(&a), [CallKind::NextAudio]);
+        core.client_audio(t, frame(320));
+        let mut clear = reply(CallKind::Audio, Answer::Done);
+        clear.effects.clear_audio = true;
+        drain(&mut core);
+        core.handler_reply(t, with_messages(clear, &[]));
+        drain(&mut core);
+        core.handler_reply(
+            t,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(NextAudio::Frame(frame(320))),
+            ),
+        );
+        drain(&mut core);
+        core.handle_timeout(t0 + 200 * MS);
+        assert!(
+            audio_positions(&drain(&mut core)).is_empty(),
+            "the stale frame was dropped"
+        );
+    }
+
+    #[test]
+    fn a_pending_turn_reply_is_asked_again_and_warns_after_the_reply_timeout() {
+        let t0 = Instant::now();
+        let config = CoreConfig {
+            spec: spec(Modality::Audio, Mode::SendReceive),
+            turn_taking: Some(TurnTaking {
+                pause_ms: 400,
+                min_speech_ms: 200,
+                max_utterance_ms: 5_000,
+                interruptible: true,
+            }),
+            playback_rate: RATE,
+            time_limit: None,
+            connect_timeout: Duration::from_secs(30),
+        };
+        let mut core = Core::new("c1", config, t0).unwrap();
+        core.connected(t0, true, false).unwrap();
+        assert!(
+            calls(&drain(&mut core)).is_empty(),
+            "no reply: no next-audio"
+        );
+        core.turns.as_mut().unwrap().begin_reply();
+        core.handle_timeout(t0 + 20 * MS);
+        assert_eq!(calls(&drain(&mut core)), [CallKind::NextAudio]);
+        core.handler_reply(
+            t0 + 20 * MS,
+            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Pending)),
+        );
+        assert!(drain(&mut core).is_empty());
+        core.handle_timeout(t0 + 40 * MS);
+        assert_eq!(
+            calls(&drain(&mut core)),
+            [CallKind::NextAudio],
+            "asked again on the tick"
+        );
+        core.handler_reply(
+            t0 + 40 * MS,
+            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Pending)),
+        );
+        drain(&mut core);
+        let late = t0 + 20 * MS + REPLY_TIMEOUT;
+        core.handle_timeout(late);
+        let a = drain(&mut core);
+        assert!(messages(&a)[0].contains("taking longer"), "{a:?}");
+        core.handler_reply(
+            late,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(NextAudio::Frame(frame(100))),
+            ),
+        );
+        drain(&mut core);
+        core.handle_timeout(late + 20 * MS);
+        drain(&mut core);
+        core.handler_reply(
+            late + 20 * MS,
+            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Done)),
+        );
+        let a = drain(&mut core);
+        // The reply's last 100 samples were padded to a frame and play, then it is over.
+        core.handle_timeout(late + 40 * MS);
+        let b = drain(&mut core);
+        assert_eq!(audio_positions(&a).len() + audio_positions(&b).len(), 1);
+        let all: Vec<&str> = messages(&a).into_iter().chain(messages(&b)).collect();
+        assert_eq!(all, [messages::playback_finished()]);
+    }
+
+    #[test]
+    fn start_up_effects_and_client_text_come_in_order() {
+        let t0 = Instant::now();
+        let mut core = core_with(spec(Modality::Audio, Mode::Send), None, t0);
+        core.handler_reply(
+            t0,
+            with_messages(
+                reply(CallKind::Start, Answer::Done),
+                &[messages::log("hello")],
+            ),
+        );
+        core.client_text("handshake");
+        let a = drain(&mut core);
+        assert_eq!(
+            messages(&a),
+            [messages::log("hello"), messages::echo("handshake")]
+        );
+        core.set_inputs(vec![Value::Number(0.5)]);
+        assert_eq!(calls(&drain(&mut core)), [CallKind::SetInputs]);
     }
 }

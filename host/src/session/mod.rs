@@ -23,9 +23,9 @@ mod webrtc;
 mod websocket;
 
 pub use admission::{Admission, LimitReached, Slot};
-pub use registry::{Command, ConnectionHandle, Connections, Outputs};
 pub(crate) use audio::OPUS_RATE;
 pub(crate) use core::{Core, CoreConfig};
 pub(crate) use handler_task::HandlerTask;
+pub use registry::{Command, ConnectionHandle, Connections, Outputs};
 pub(crate) use webrtc::WebRtcSession;
 pub(crate) use websocket::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};

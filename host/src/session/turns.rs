@@ -169,6 +169,12 @@ impl Turns {
         true
     }
 
+    /// Enter a reply as if an utterance had just ended (tests of the session core).
+    #[cfg(test)]
+    pub(crate) fn begin_reply(&mut self) {
+        self.phase = Phase::Replying { asking: true };
+    }
+
     /// Take the client's audio (at the handler's input rate, mono) and say what happened.
     pub fn hear(&mut self, frame: &[i16]) -> Result<Vec<TurnEvent>, MediaError> {
         let mut events = Vec::new();

@@ -66,7 +66,9 @@ struct Channel {
 
 impl Channel {
     fn send(&mut self, peer: &mut Peer, text: String) {
-        if !peer.send_text(&text) && !peer.has_channel() && self.pending.len() < MAX_PENDING_MESSAGES
+        if !peer.send_text(&text)
+            && !peer.has_channel()
+            && self.pending.len() < MAX_PENDING_MESSAGES
         {
             self.pending.push(text);
         }
@@ -216,7 +218,10 @@ impl WebRtcSession {
                 return end;
             }
             let rtc_wake = stats::time(Stage::Transport, || self.peer.poll());
-            let wake = self.core.poll_timeout().map_or(rtc_wake, |t| t.min(rtc_wake));
+            let wake = self
+                .core
+                .poll_timeout()
+                .map_or(rtc_wake, |t| t.min(rtc_wake));
             let decoding = media.video_in.as_mut().map(|v| &mut v.job);
             let encoding = media.video_out.as_mut().map(|v| &mut v.job);
             tokio::select! {
