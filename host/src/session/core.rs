@@ -62,6 +62,9 @@ pub(crate) const CLOSE_PLAYOUT: Duration = Duration::from_secs(10);
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Marks (WebSocket/Twilio) waiting for their audio at once; later ones are dropped.
 pub(crate) const MAX_MARKS: usize = 256;
+/// Most audio one [`Call::NextAudio`] asks for: it asks for what played since the
+/// last ask, so a handler stalled by a slow call refills the queue in one go.
+pub(crate) const MAX_AUDIO_BATCH: Duration = Duration::from_millis(500);
 /// After a gap longer than this, pacing restarts from now instead of bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
 /// Why the host is closing every connection.
@@ -93,8 +96,9 @@ pub(crate) enum Call {
     Utterance(AudioFrame),
     /// `on-interrupt`: the caller talked over the reply.
     Interrupt,
-    /// `next-audio`.
-    NextAudio,
+    /// `next-audio`, repeated until it has returned this much audio or nothing (a
+    /// handler behind real time catches up in one call, see [`MAX_AUDIO_BATCH`]).
+    NextAudio(Duration),
     /// `on-video` with one client frame.
     Video(VideoFrame),
     /// `next-video`.
@@ -109,7 +113,7 @@ impl Call {
             Call::Audio(_) => CallKind::Audio,
             Call::Utterance(_) => CallKind::Utterance,
             Call::Interrupt => CallKind::Interrupt,
-            Call::NextAudio => CallKind::NextAudio,
+            Call::NextAudio(_) => CallKind::NextAudio,
             Call::Video(_) => CallKind::Video,
             Call::NextVideo => CallKind::NextVideo,
         }
@@ -155,8 +159,8 @@ pub(crate) enum NextAudio {
 pub(crate) enum Answer {
     /// The call returns nothing.
     Done,
-    /// `next-audio`'s answer.
-    Audio(NextAudio),
+    /// `next-audio`'s answers, in order: frames, maybe ended by `Pending` or `Done`.
+    Audio(Vec<NextAudio>),
     /// `on-video` / `next-video`'s frame, if any.
     Video(Option<VideoFrame>),
 }
@@ -275,6 +279,8 @@ pub(crate) struct Core {
     video_out: bool,
     in_flight: usize,
     next_audio_in_flight: bool,
+    /// When `next-audio` was last asked.
+    last_audio_ask: Option<Instant>,
     /// The `next-audio` in flight was asked before a barge-in: its audio is dropped.
     stale_next_audio: bool,
     /// `next-audio` had nothing: ask again on the next playback tick.
@@ -326,6 +332,7 @@ impl Core {
             in_flight: 0,
             next_audio_in_flight: false,
             stale_next_audio: false,
+            last_audio_ask: None,
             audio_dry: false,
             video_in_flight: false,
             video_waiting: None,
@@ -574,7 +581,11 @@ impl Core {
             return;
         }
         match (reply.kind, answer) {
-            (CallKind::NextAudio, Answer::Audio(next)) => self.next_audio(now, next),
+            (CallKind::NextAudio, Answer::Audio(answers)) => {
+                for next in answers {
+                    self.next_audio(now, next);
+                }
+            }
             (CallKind::Utterance, _) => {
                 self.message(messages::response_starting());
                 self.audio_dry = false;
@@ -748,7 +759,7 @@ impl Core {
 
     /// Ask for audio while little is queued; tell when a reply has played; close once
     /// a closing handler's audio has played.
-    fn pump(&mut self, _now: Instant) {
+    fn pump(&mut self, now: Instant) {
         if self.closed {
             return;
         }
@@ -768,7 +779,12 @@ impl Core {
             && self.turns.as_ref().is_none_or(Turns::wants_reply_audio);
         if wants {
             self.next_audio_in_flight = true;
-            self.call(Call::NextAudio);
+            let want = self
+                .last_audio_ask
+                .map_or(FRAME, |t| now.saturating_duration_since(t))
+                .clamp(FRAME, MAX_AUDIO_BATCH);
+            self.last_audio_ask = Some(now);
+            self.call(Call::NextAudio(want));
         }
         let idle = self.out.as_ref().is_none_or(|o| o.playback.is_empty());
         if idle
@@ -950,7 +966,7 @@ mod tests {
         assert_eq!(calls(&first), [CallKind::NextAudio]);
         core.handler_reply(
             t0,
-            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Done)),
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Done])),
         );
         assert!(
             drain(&mut core).is_empty(),
@@ -972,7 +988,7 @@ mod tests {
             t0,
             reply(
                 CallKind::NextAudio,
-                Answer::Audio(NextAudio::Frame(frame(960))),
+                Answer::Audio(vec![NextAudio::Frame(frame(960))]),
             ),
         );
         assert!(calls(&drain(&mut core)).is_empty(), "enough is queued");
@@ -1017,7 +1033,7 @@ mod tests {
         assert_eq!(calls(&drain(&mut core)), [CallKind::NextAudio]);
         let mut r = reply(
             CallKind::NextAudio,
-            Answer::Audio(NextAudio::Frame(frame(640))),
+            Answer::Audio(vec![NextAudio::Frame(frame(640))]),
         );
         r.effects.messages.push(messages::end_stream("bye"));
         r.effects.close = Some("bye".into());
@@ -1213,7 +1229,7 @@ mod tests {
             t0 + 20 * MS,
             reply(
                 CallKind::NextAudio,
-                Answer::Audio(NextAudio::Frame(frame(960))),
+                Answer::Audio(vec![NextAudio::Frame(frame(960))]),
             ),
         );
         drain(&mut core);
@@ -1247,7 +1263,7 @@ mod tests {
             t,
             reply(
                 CallKind::NextAudio,
-                Answer::Audio(NextAudio::Frame(frame(320))),
+                Answer::Audio(vec![NextAudio::Frame(frame(320))]),
             ),
         );
         drain(&mut core);
@@ -1284,7 +1300,7 @@ mod tests {
         assert_eq!(calls(&drain(&mut core)), [CallKind::NextAudio]);
         core.handler_reply(
             t0 + 20 * MS,
-            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Pending)),
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Pending])),
         );
         assert!(drain(&mut core).is_empty());
         core.handle_timeout(t0 + 40 * MS);
@@ -1295,7 +1311,7 @@ mod tests {
         );
         core.handler_reply(
             t0 + 40 * MS,
-            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Pending)),
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Pending])),
         );
         drain(&mut core);
         let late = t0 + 20 * MS + REPLY_TIMEOUT;
@@ -1306,7 +1322,7 @@ mod tests {
             late,
             reply(
                 CallKind::NextAudio,
-                Answer::Audio(NextAudio::Frame(frame(100))),
+                Answer::Audio(vec![NextAudio::Frame(frame(100))]),
             ),
         );
         drain(&mut core);
@@ -1314,7 +1330,7 @@ mod tests {
         drain(&mut core);
         core.handler_reply(
             late + 20 * MS,
-            reply(CallKind::NextAudio, Answer::Audio(NextAudio::Done)),
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Done])),
         );
         let a = drain(&mut core);
         // The reply's last 100 samples were padded to a frame and play, then it is over.

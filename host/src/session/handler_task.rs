@@ -13,6 +13,8 @@
 //! wall-clock limit) or after a failed call; the instance and the admission slot are
 //! released then.
 
+use std::time::Duration;
+
 use tokio::sync::{broadcast, mpsc};
 
 use super::Slot;
@@ -53,6 +55,9 @@ impl HandlerTask {
         self.replies.recv().await
     }
 }
+
+/// Most `next-audio` calls one [`Call::NextAudio`] makes.
+const MAX_AUDIO_CALLS: usize = 64;
 
 async fn run(
     mut instance: HandlerInstance,
@@ -107,10 +112,27 @@ async fn make(instance: &mut HandlerInstance, call: Call) -> Result<Answer, Call
             instance.on_interrupt().await?;
             Answer::Done
         }
-        Call::NextAudio => Answer::Audio(match instance.next_audio().await? {
-            Some(frame) => NextAudio::Frame(frame),
-            None => NextAudio::Done,
-        }),
+        Call::NextAudio(want) => {
+            let mut answers = Vec::new();
+            let mut got = Duration::ZERO;
+            while got < want && answers.len() < MAX_AUDIO_CALLS {
+                let Some(frame) = instance.next_audio().await? else {
+                    answers.push(NextAudio::Done);
+                    break;
+                };
+                let per_second = u64::from(frame.sample_rate) * u64::from(frame.channels.max(1));
+                if per_second > 0 {
+                    got +=
+                        Duration::from_micros(frame.samples.len() as u64 * 1_000_000 / per_second);
+                }
+                let empty = frame.samples.is_empty();
+                answers.push(NextAudio::Frame(frame));
+                if empty {
+                    break;
+                }
+            }
+            Answer::Audio(answers)
+        }
         Call::Video(frame) => Answer::Video(instance.on_video(&frame).await?),
         Call::NextVideo => Answer::Video(instance.next_video().await?),
     })
