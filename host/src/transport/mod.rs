@@ -6,4 +6,4 @@ mod stun;
 mod udp;
 
 pub use peer::{OfferError, Peer, PeerEvent, TrackKinds, shared_cert};
-pub use udp::{Datagram, PeerSocket, UdpMux};
+pub use udp::{Datagram, PeerSocket, UdpMux, UdpStats};

@@ -1,9 +1,42 @@
 //! One client's peer connection: a str0m `Rtc` fed from its [`PeerSocket`].
+//!
+//! ## Driving str0m
+//!
+//! str0m is sans-IO and has one rule (its "single-mutation invariant"): every
+//! mutation of an `Rtc` — `handle_input`, a media or channel write, a keyframe
+//! request, a candidate, a close — must be followed by draining `poll_output`
+//! until it returns `Output::Timeout`, before the next mutation.
+//!
+//! [`Peer`] keeps that rule inside itself. Each method that mutates ends with
+//! one drain, which
+//!
+//! * sends every `Output::Transmit` on the shared socket straight away,
+//! * queues every `Output::Event` as a [`PeerEvent`] for [`Peer::next_event`],
+//! * handles a timeout that is already due on the spot (see [`Peer::drain`]),
+//! * and stores the first timeout in the future.
+//!
+//! So a peer is always drained between calls, and the session's loop is simply:
+//!
+//! ```text
+//! loop {
+//!     let wake = peer.poll();              // the stored timeout: no work
+//!     while let Some(e) = peer.next_event() { … }
+//!     select! {
+//!         d = peer.recv()    => peer.receive(d),          // mutate + drain
+//!         _ = sleep_until(wake) => peer.timeout(now),     // mutate + drain
+//!         media              => peer.write_audio(…),      // mutate + drain
+//!     }
+//! }
+//! ```
+//!
+//! The peer runs on its session's task; its datagrams arrive through a channel
+//! fed by the shared socket's receive thread (see `udp.rs`), and its sends go
+//! out on the caller's thread without waiting.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::ChannelId;
@@ -99,7 +132,17 @@ pub struct Peer {
     channel: Option<ChannelId>,
     events: VecDeque<PeerEvent>,
     closed: bool,
+    /// The timeout of the last drain: when str0m next wants `Input::Timeout`.
+    next_timeout: Instant,
 }
+
+/// Due timeouts a drain handles itself before leaving one to the caller. One is
+/// what a media write needs; the bound keeps a timeout that stays due (which
+/// str0m should not produce) from spinning inside the drain.
+const DUE_ROUNDS: u32 = 4;
+
+/// When a closed peer wants a timeout: not in any useful future.
+const NEVER: Duration = Duration::from_secs(3600);
 
 /// The process's DTLS certificate, made once (with the crypto provider installed as
 /// the process default) and shared by every peer: generating one costs milliseconds.
@@ -161,8 +204,9 @@ impl Peer {
             channel: None,
             events: VecDeque::new(),
             closed: false,
+            next_timeout: Instant::now(),
         };
-        peer.poll();
+        peer.drain();
         Ok((peer, answer))
     }
 
@@ -171,6 +215,7 @@ impl Peer {
         let line = candidate.trim().trim_start_matches("a=");
         let c = Candidate::from_sdp_string(line).map_err(|e| e.to_string())?;
         self.rtc.add_remote_candidate(c);
+        self.drain();
         Ok(())
     }
 
@@ -184,20 +229,64 @@ impl Peer {
         self.video.as_ref().map(|t| t.codec)
     }
 
-    /// Run str0m until it wants to wait: send what it transmits, queue its events,
-    /// and return when it next needs a timeout.
+    /// When str0m next wants [`Peer::timeout`]. Every method that changes the
+    /// peer has already run str0m until it wants to wait (sent what it
+    /// transmits, queued its events), so this only returns the time stored then.
     pub fn poll(&mut self) -> Instant {
+        if self.closed {
+            return Instant::now() + NEVER;
+        }
+        self.next_timeout
+    }
+
+    /// Drain str0m after a mutation, as its invariant requires: send every
+    /// transmit, queue every event, until `poll_output` returns a timeout.
+    ///
+    /// A timeout that is already due is handled here, as a zero wait of the run
+    /// loop: `Input::Timeout(now)`, then drain again. A media write needs it.
+    /// In str0m 0.25, `Writer::write` only queues the frame
+    /// (`Media::set_to_payload`, src/media/writer.rs); it is packetized by
+    /// `Session::handle_timeout` → `do_payload` (src/session.rs), which only
+    /// `handle_input` reaches. Until then `poll_output` has no RTP to transmit
+    /// and answers `Output::Timeout(now)` instead (`Media::poll_timeout` in
+    /// src/media/mod.rs reports the queued payload as already due;
+    /// `Rtc::poll_timeout` in src/lib.rs clamps it to the last input's time).
+    /// Handling that timeout packetizes the frame and the following polls
+    /// transmit it (`Session::poll_datagram` → `poll_packet`). The unit test
+    /// `write_transmits_without_a_timeout_input` checks both halves.
+    ///
+    /// Once the connection is closed (the session got [`PeerEvent::Closed`]) the
+    /// drain still runs to its timeout, so that str0m's close output (RTCP BYE,
+    /// DTLS close_notify) leaves, but nothing mutates the peer any more.
+    fn drain(&mut self) -> Instant {
+        let mut due_rounds = 0;
         loop {
-            if self.closed {
-                return Instant::now() + std::time::Duration::from_secs(3600);
-            }
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => return t,
+                Ok(Output::Timeout(_)) if self.closed => {
+                    self.next_timeout = Instant::now() + NEVER;
+                    return self.next_timeout;
+                }
+                Ok(Output::Timeout(t)) => {
+                    let now = Instant::now();
+                    if t <= now && due_rounds < DUE_ROUNDS {
+                        due_rounds += 1;
+                        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                            tracing::debug!("peer timeout failed: {e}");
+                        }
+                        continue;
+                    }
+                    self.next_timeout = t;
+                    return t;
+                }
                 Ok(Output::Transmit(t)) => self.socket.send(t.destination, &t.contents),
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(e) => {
+                    // str0m's errors here are fatal; stop it so it cannot repeat one.
                     tracing::debug!("peer failed: {e}");
                     self.close_with_event();
+                    self.rtc.disconnect();
+                    self.next_timeout = Instant::now() + NEVER;
+                    return self.next_timeout;
                 }
             }
         }
@@ -220,8 +309,16 @@ impl Peer {
         self.socket.recv().await
     }
 
-    /// Feed a datagram to str0m.
+    /// This peer's next datagram if one is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Datagram> {
+        self.socket.try_recv()
+    }
+
+    /// Feed a datagram to str0m, then drain it.
     pub fn receive(&mut self, d: Datagram) {
+        if self.closed {
+            return;
+        }
         let Ok(contents) = d.data.as_slice().try_into() else {
             return;
         };
@@ -237,13 +334,18 @@ impl Peer {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!("peer input failed: {e}");
         }
+        self.drain();
     }
 
-    /// Let str0m handle its timers.
+    /// Let str0m handle its timers, then drain it.
     pub fn timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             tracing::debug!("peer timeout failed: {e}");
         }
+        self.drain();
     }
 
     /// Send one Opus packet; `rtp_time` counts 48 kHz samples.
@@ -272,33 +374,45 @@ impl Peer {
         }
     }
 
+    /// Write one frame, then drain: the drain's due timeout packetizes it and
+    /// its packets leave before this returns (see [`Peer::drain`]).
     fn write(&mut self, mid: Mid, pt: Pt, time: MediaTime, data: &[u8]) {
-        let now = Instant::now();
+        if self.closed {
+            return;
+        }
         if let Some(w) = self.rtc.writer(mid)
-            && let Err(e) = w.write(pt, now, time, data.to_vec())
+            && let Err(e) = w.write(pt, Instant::now(), time, data.to_vec())
         {
             tracing::debug!("media write failed: {e}");
         }
-        // Without this the packet would wait for str0m's next timer tick.
-        self.timeout(now);
+        self.drain();
     }
 
     /// Ask the client for a keyframe of the video it sends.
     pub fn request_keyframe(&mut self) {
+        if self.closed {
+            return;
+        }
         if let Some(mid) = self.video_in
             && let Some(mut w) = self.rtc.writer(mid)
         {
             let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+            self.drain();
         }
     }
 
     /// Send a text message on the data channel; `false` if there is none (yet).
     pub fn send_text(&mut self, text: &str) -> bool {
         let Some(id) = self.channel else { return false };
-        match self.rtc.channel(id) {
-            Some(mut ch) => ch.write(false, text.as_bytes()).unwrap_or(false),
-            None => false,
+        if self.closed {
+            return false;
         }
+        let sent = match self.rtc.channel(id) {
+            Some(mut ch) => ch.write(false, text.as_bytes()).unwrap_or(false),
+            None => return false,
+        };
+        self.drain();
+        sent
     }
 
     /// Whether the data channel is open.
@@ -310,9 +424,9 @@ impl Peer {
     pub fn close(&mut self) {
         if !self.closed {
             // A graceful close first (RTCP BYE, DTLS close_notify), then stop.
-            self.poll();
+            // The peer is drained already: every method leaves it so.
             if self.rtc.close().is_ok() {
-                self.poll();
+                self.drain();
             }
             self.rtc.disconnect();
             self.closed = true;
@@ -399,6 +513,179 @@ impl Peer {
             Event::ChannelClose(id) if Some(id) == self.channel => self.close_with_event(),
             Event::KeyframeRequest(_) => self.events.push_back(PeerEvent::KeyframeRequest),
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::UdpSocket;
+
+    use super::*;
+
+    /// A str0m client on a loopback socket, driven by the same canonical loop.
+    struct Client {
+        rtc: Rtc,
+        socket: UdpSocket,
+        connected: bool,
+        next: Instant,
+    }
+
+    impl Client {
+        fn drain(&mut self) -> Vec<Output> {
+            let mut outputs = Vec::new();
+            loop {
+                match self.rtc.poll_output().expect("client poll") {
+                    Output::Timeout(t) => {
+                        self.next = t;
+                        outputs.push(Output::Timeout(t));
+                        return outputs;
+                    }
+                    Output::Transmit(t) => {
+                        self.socket.send_to(&t.contents, t.destination).unwrap();
+                        outputs.push(Output::Transmit(t));
+                    }
+                    Output::Event(e) => self.connected |= matches!(e, Event::Connected),
+                }
+            }
+        }
+
+        /// Handle every datagram that has arrived and a due timer; return the
+        /// datagrams.
+        fn step(&mut self) -> Vec<Vec<u8>> {
+            let mut got = Vec::new();
+            let mut buf = vec![0; 2000];
+            loop {
+                let (n, source) = match self.socket.recv_from(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("client recv: {e}"),
+                };
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.socket.local_addr().unwrap(),
+                        contents: buf[..n].try_into().unwrap(),
+                    },
+                );
+                self.rtc.handle_input(input).expect("client input");
+                self.drain();
+                got.push(buf[..n].to_vec());
+            }
+            if Instant::now() >= self.next {
+                self.rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .unwrap();
+                self.drain();
+            }
+            got
+        }
+    }
+
+    fn is_rtp(data: &[u8], pt: Pt) -> bool {
+        data.len() >= 12 && data[0] >> 6 == 2 && data[1] & 0x7f == *pt
+    }
+
+    /// A [`Peer`] and a client with a sendrecv audio m-line, connected over loopback.
+    fn connected_pair() -> (Peer, Client, UdpMux, Mid) {
+        shared_cert();
+        let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut rtc = RtcConfig::new().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let (mut peer, answer) =
+            Peer::accept(&mux, mux.local_addr(), &offer.to_sdp_string()).unwrap();
+        rtc.sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let mut client = Client {
+            rtc,
+            socket,
+            connected: false,
+            next: Instant::now(),
+        };
+        client.drain();
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut peer_connected = false;
+        while !(client.connected && peer_connected && peer.sends().0) {
+            assert!(Instant::now() < deadline, "no connection");
+            client.step();
+            while let Some(d) = peer.try_recv() {
+                peer.receive(d);
+            }
+            if Instant::now() >= peer.poll() {
+                peer.timeout(Instant::now());
+            }
+            while let Some(e) = peer.next_event() {
+                peer_connected |= matches!(e, PeerEvent::Connected);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (peer, client, mux, mid)
+    }
+
+    /// str0m (0.25) transmits a written frame only after a timeout input: the
+    /// drain after `Writer::write` answers a due timeout and no RTP. `Peer`
+    /// handles that timeout in its drain, so its writes leave at once.
+    #[test]
+    fn write_transmits_without_a_timeout_input() {
+        let (mut peer, mut client, _mux, mid) = connected_pair();
+        let opus = [0xf8, 0xff, 0xfe];
+
+        // str0m's half, on the client: write, drain, nothing sent, timeout due.
+        let pt = {
+            let w = client.rtc.writer(mid).unwrap();
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .unwrap()
+                .pt();
+            let time = MediaTime::new(960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+            w.write(pt, Instant::now(), time, opus.to_vec()).unwrap();
+            pt
+        };
+        let outputs = client.drain();
+        let sent_rtp = |outputs: &[Output]| {
+            outputs
+                .iter()
+                .any(|o| matches!(o, Output::Transmit(t) if is_rtp(&t.contents, pt)))
+        };
+        assert!(!sent_rtp(&outputs), "str0m sent RTP before a timeout input");
+        let Some(Output::Timeout(due)) = outputs.last() else {
+            unreachable!()
+        };
+        assert!(
+            *due <= Instant::now(),
+            "the queued frame makes a due timeout"
+        );
+        client
+            .rtc
+            .handle_input(Input::Timeout(Instant::now()))
+            .unwrap();
+        assert!(sent_rtp(&client.drain()), "the timeout input sends it");
+
+        // The peer's half: the write alone puts the packet on the wire.
+        let before = Instant::now();
+        client.step();
+        let pt = peer.audio.as_ref().unwrap().pt;
+        peer.write_audio(&opus, 960);
+        assert!(peer.poll() > before, "the peer is left drained");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            assert!(Instant::now() < deadline, "the peer's write never left");
+            // `step` also feeds the client; nothing here touches the peer.
+            if client.step().iter().any(|d| is_rtp(d, pt)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

@@ -1,23 +1,51 @@
-//! One UDP socket for all peers: a receive task routes each datagram to its peer by
-//! remote address, learning new addresses from the ICE ufrag in STUN requests.
+//! One UDP socket for all peers.
 //!
-//! The task runs on the tokio runtime that bound the socket, so a datagram reaches its
-//! connection's task without a thread switch, and every datagram waiting in the socket
-//! is routed on one wake-up.
+//! ## Threading model
+//!
+//! The socket is read by its own OS thread, not by a tokio task. Media encoding
+//! and decoding run on the tokio workers and one encode can hold a worker for
+//! tens of milliseconds; with the receive loop on that runtime, every other peer's
+//! packets would wait in the kernel for as long. The receive thread only reads
+//! datagrams and routes each into its peer's bounded channel, so a datagram is
+//! queued for its peer as soon as it arrives, whatever the workers are doing.
+//!
+//! ```text
+//!   kernel ──recv──► receive thread ──try_send──► peer channel ──► session task
+//!                    (route by address              (bounded;        (Peer::receive)
+//!                     or STUN ufrag)                 full: drop)
+//!
+//!   session task ──PeerSocket::send──► sendto(MSG_DONTWAIT) ──► kernel
+//! ```
+//!
+//! * **Receiving** blocks in `recv_from` with a short read timeout, so the thread
+//!   notices when it should stop. It never waits for a peer: a full channel drops
+//!   the datagram (UDP semantics) and counts it in [`UdpStats::dropped_full`].
+//! * **Routing** is by source address; an unknown address is learned from the
+//!   ICE ufrag of a STUN request (the server side's ufrag names the peer).
+//! * **Sending** happens on the caller's thread, never waits, and drops the
+//!   datagram when the socket's send buffer is full, as the network would.
+//! * **Stopping**: the thread ends when the last [`UdpMux`] clone is dropped.
+//!   [`PeerSocket`]s may outlive it; their sends keep working until they drop.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::stun;
 
 /// Datagrams queued per peer before new ones are dropped (UDP semantics).
 const PEER_QUEUE: usize = 512;
+
+/// How often the receive thread looks at its stop flag when no datagram arrives.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// The largest datagram read; WebRTC keeps its packets under the path MTU.
+const MAX_DATAGRAM: usize = 2048;
 
 /// A datagram received for a peer.
 #[derive(Debug)]
@@ -30,6 +58,32 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
+/// Counters of the receive thread, since the socket was bound.
+///
+/// `received == routed + dropped_unknown + dropped_full`, give or take the
+/// datagram being routed while the counters are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Datagrams read from the socket.
+    pub received: u64,
+    /// Datagrams queued for a peer.
+    pub routed: u64,
+    /// Datagrams dropped because no peer owns their source address or STUN ufrag
+    /// (or the peer was going away).
+    pub dropped_unknown: u64,
+    /// Datagrams dropped because their peer's queue was full: its task is not
+    /// keeping up.
+    pub dropped_full: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    routed: AtomicU64,
+    dropped_unknown: AtomicU64,
+    dropped_full: AtomicU64,
+}
+
 #[derive(Default)]
 struct Routes {
     by_addr: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
@@ -37,14 +91,18 @@ struct Routes {
 }
 
 struct Shared {
+    /// Blocking, with a read timeout: only the receive thread reads it, and sends
+    /// pass `MSG_DONTWAIT` (see [`PeerSocket::send`]).
     socket: UdpSocket,
     local: SocketAddr,
     routes: Mutex<Routes>,
-    /// Ends the receive task.
-    stop: Notify,
+    counters: Counters,
+    /// Ends the receive thread.
+    stop: AtomicBool,
 }
 
-/// The shared socket. Cloning is cheap; the receive task stops when the last clone goes.
+/// The shared socket. Cloning is cheap; the receive thread stops when the last
+/// clone goes.
 #[derive(Clone)]
 pub struct UdpMux {
     shared: Arc<Shared>,
@@ -55,25 +113,39 @@ struct StopGuard(Arc<Shared>);
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        self.0.stop.notify_one();
+        self.0.stop.store(true, Ordering::Release);
+        // Wake the thread now rather than at its next read timeout: an empty
+        // datagram to ourselves, which routing ignores.
+        let wake = match self.0.local {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((Ipv6Addr::LOCALHOST, a.port()))
+            }
+            a => a,
+        };
+        let _ = send_nonblocking(&self.0.socket, &[], wake);
     }
 }
 
 impl UdpMux {
-    /// Bind the socket and start its receive task on the current tokio runtime (call
-    /// it from within one).
+    /// Bind the socket and start its receive thread.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = std::net::UdpSocket::bind(addr)?;
-        socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(socket)?;
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(STOP_POLL))?;
         let local = socket.local_addr()?;
         let shared = Arc::new(Shared {
             socket,
             local,
             routes: Mutex::new(Routes::default()),
-            stop: Notify::new(),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
         });
-        tokio::spawn(receive_loop(shared.clone()));
+        let thread = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("udp-{}", local.port()))
+            .spawn(move || receive_loop(&thread))?;
         Ok(Self {
             _guard: Arc::new(StopGuard(shared.clone())),
             shared,
@@ -83,6 +155,17 @@ impl UdpMux {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    /// What the receive thread has read and routed so far.
+    pub fn stats(&self) -> UdpStats {
+        let c = &self.shared.counters;
+        UdpStats {
+            received: c.received.load(Ordering::Relaxed),
+            routed: c.routed.load(Ordering::Relaxed),
+            dropped_unknown: c.dropped_unknown.load(Ordering::Relaxed),
+            dropped_full: c.dropped_full.load(Ordering::Relaxed),
+        }
     }
 
     /// Route datagrams for the ICE ufrag `ufrag` (the server side's) to the returned socket.
@@ -111,11 +194,16 @@ impl PeerSocket {
         self.rx.recv().await
     }
 
+    /// The next datagram for this peer if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Datagram> {
+        self.rx.try_recv().ok()
+    }
+
     /// Send a datagram; errors are logged, as UDP loss is normal.
     pub fn send(&self, to: SocketAddr, data: &[u8]) {
         // Never waits: when the socket's send buffer is full the datagram is dropped,
         // as the network would.
-        if let Err(e) = self.shared.socket.try_send_to(data, to) {
+        if let Err(e) = send_nonblocking(&self.shared.socket, data, to) {
             tracing::debug!(%to, "udp send failed: {e}");
         }
     }
@@ -135,34 +223,59 @@ impl Drop for PeerSocket {
     }
 }
 
-async fn receive_loop(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        tokio::select! {
-            ready = shared.socket.readable() => {
-                if let Err(e) = ready {
-                    tracing::debug!("udp socket failed: {e}");
-                    return;
-                }
+/// `sendto` that fails with `WouldBlock` instead of waiting, on a socket that
+/// stays blocking for its receive thread. (`set_nonblocking` on a `try_clone`
+/// would not do: the flag belongs to the open file, which the clone shares.)
+#[cfg(unix)]
+fn send_nonblocking(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_to_with_flags(data, &to.into(), libc::MSG_DONTWAIT)
+}
+
+/// Elsewhere a UDP send waits only while the send buffer is full.
+#[cfg(not(unix))]
+fn send_nonblocking(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket.send_to(data, to)
+}
+
+fn receive_loop(shared: &Shared) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    while !shared.stop.load(Ordering::Acquire) {
+        let (n, source) = match shared.socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
             }
-            () = shared.stop.notified() => return,
+            Err(e) => {
+                // Such as an ICMP error reported on the socket: log, and do not spin
+                // if it persists.
+                tracing::debug!("udp receive failed: {e}");
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        };
+        if n == 0 {
+            // Our own wake-up (or nothing worth routing).
+            continue;
         }
-        // Route every datagram that is waiting, then wait again.
-        loop {
-            let (n, source) = match shared.socket.try_recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!("udp receive failed: {e}");
-                    continue;
-                }
-            };
-            route(&shared, source, &buf[..n]);
-        }
+        shared.counters.received.fetch_add(1, Ordering::Relaxed);
+        route(shared, source, &buf[..n]);
     }
 }
 
 /// Hand a datagram to the peer its source address (or STUN ufrag) belongs to.
+///
+/// An unknown address is bound to the peer whose ufrag its STUN request names,
+/// without checking the request's MESSAGE-INTEGRITY: str0m checks it when the
+/// peer handles the request, but the route is learned before that.
+// TODO: learn the address only from a request whose integrity the peer's ICE
+// password verifies (tracked separately).
 fn route(shared: &Shared, source: SocketAddr, data: &[u8]) {
     let tx = {
         let mut routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,11 +292,129 @@ fn route(shared: &Shared, source: SocketAddr, data: &[u8]) {
             }
         }
     };
-    if let Some(tx) = tx {
-        let _ = tx.try_send(Datagram {
-            source,
-            at: Instant::now(),
-            data: data.to_vec(),
-        });
+    let counters = &shared.counters;
+    let Some(tx) = tx else {
+        counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let datagram = Datagram {
+        source,
+        at: Instant::now(),
+        data: data.to_vec(),
+    };
+    match tx.try_send(datagram) {
+        Ok(()) => counters.routed.fetch_add(1, Ordering::Relaxed),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            counters.dropped_full.fetch_add(1, Ordering::Relaxed)
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            counters.dropped_unknown.fetch_add(1, Ordering::Relaxed)
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for(mux: &UdpMux, done: impl Fn(&UdpStats) -> bool) -> UdpStats {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stats = mux.stats();
+            if done(&stats) || Instant::now() > deadline {
+                return stats;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A STUN binding request whose USERNAME is `user` (no integrity: routing
+    /// does not check it).
+    fn stun_request(user: &str) -> Vec<u8> {
+        let mut attr = Vec::new();
+        attr.extend_from_slice(&0x0006u16.to_be_bytes());
+        attr.extend_from_slice(&(user.len() as u16).to_be_bytes());
+        attr.extend_from_slice(user.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&0x0001u16.to_be_bytes());
+        msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+        msg.extend_from_slice(&[7; 12]);
+        msg.extend_from_slice(&attr);
+        msg
+    }
+
+    #[test]
+    fn routes_by_ufrag_then_address_and_counts_drops() {
+        let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut peer = mux.register("srv");
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = mux.local_addr();
+
+        // Unknown address, no STUN: dropped.
+        client.send_to(b"hello", to).unwrap();
+        let s = wait_for(&mux, |s| s.dropped_unknown == 1);
+        assert_eq!((s.received, s.routed, s.dropped_unknown), (1, 0, 1));
+
+        // A STUN request naming our ufrag teaches the route; later datagrams follow it.
+        client.send_to(&stun_request("srv:cli"), to).unwrap();
+        client.send_to(b"media", to).unwrap();
+        let s = wait_for(&mux, |s| s.routed == 2);
+        assert_eq!((s.received, s.routed, s.dropped_full), (3, 2, 0));
+        assert_eq!(
+            peer.try_recv().unwrap().source,
+            client.local_addr().unwrap()
+        );
+        assert_eq!(peer.try_recv().unwrap().data, b"media");
+
+        // Replies leave from the shared socket.
+        peer.send(client.local_addr().unwrap(), b"reply");
+        let mut buf = [0; 16];
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"reply"[..], to));
+
+        // A peer that does not read: its queue fills, the rest is dropped.
+        // (In batches, so that the kernel's own buffer does not drop any.)
+        let mut sent = 3;
+        while sent < 3 + PEER_QUEUE as u64 + 10 {
+            for _ in 0..32 {
+                client.send_to(b"x", to).unwrap();
+            }
+            sent += 32;
+            wait_for(&mux, |s| s.received == sent);
+        }
+        let s = mux.stats();
+        assert_eq!(s.received, sent, "{s:?}");
+        assert_eq!(s.routed + s.dropped_full, sent - 1);
+        assert!(s.dropped_full > 0, "{s:?}");
+
+        // Gone peer: its address no longer routes.
+        drop(peer);
+        client.send_to(b"late", to).unwrap();
+        let before = s.dropped_unknown;
+        let s = wait_for(&mux, |s| s.dropped_unknown == before + 1);
+        assert_eq!(s.dropped_unknown, before + 1);
+    }
+
+    #[test]
+    fn thread_stops_with_the_last_mux() {
+        let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let weak = Arc::downgrade(&mux.shared);
+        let clone = mux.clone();
+        drop(mux);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(weak.upgrade().is_some(), "a clone still holds it");
+        drop(clone);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while weak.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "receive thread did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
