@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod http;
+pub mod lifecycle;
 pub mod media;
 pub mod runtime;
 pub mod session;
@@ -16,4 +17,5 @@ mod stream;
 pub mod tenancy;
 pub mod transport;
 
+pub use lifecycle::Lifecycle;
 pub use stream::{HookError, Stream, StreamConfig, Transport};

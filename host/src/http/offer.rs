@@ -38,6 +38,9 @@ pub(crate) async fn offer(State(stream): State<Stream>, body: Bytes) -> Response
             "expected \"offer\" or \"ice-candidate\"",
         );
     }
+    if stream.inner.transport.lifecycle.is_draining() {
+        return super::websocket::shutting_down();
+    }
     let sdp = match reply::required_str(&body, "sdp") {
         Ok(s) => s,
         Err(r) => return r,
@@ -153,6 +156,6 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         slot,
         pending: Vec::new(),
     };
-    tokio::spawn(session.run());
+    inner.transport.lifecycle.spawn(session.run());
     Json(json!({"sdp": answer, "type": "answer"})).into_response()
 }

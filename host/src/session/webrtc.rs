@@ -255,6 +255,10 @@ impl WebRtcSession {
                             tracing::debug!(connection = %self.id, "bad candidate: {e}");
                         }
                     }
+                    Some(Command::Shutdown) => {
+                        self.send(&messages::end_stream(crate::lifecycle::SHUTDOWN_REASON));
+                        return End::Requested;
+                    }
                     Some(Command::Close) | None => return End::Requested,
                 },
             }

@@ -64,6 +64,7 @@ const TELEPHONE_RATE: u32 = 8_000;
 /// WebSocket close codes.
 mod close {
     pub(super) const NORMAL: u16 = 1000;
+    pub(super) const GOING_AWAY: u16 = 1001;
     pub(super) const UNSUPPORTED_DATA: u16 = 1003;
     pub(super) const POLICY: u16 = 1008;
     pub(super) const INTERNAL: u16 = 1011;
@@ -502,6 +503,12 @@ where
                 self.after_call(r).await
             }
             Some(Command::Candidate(_)) => Ok(()),
+            Some(Command::Shutdown) => {
+                let reason = crate::lifecycle::SHUTDOWN_REASON;
+                self.tx.text(messages::end_stream(reason)).await?;
+                self.tx.text(messages::connection_closed()).await?;
+                Err(End::Close(close::GOING_AWAY, reason.into()))
+            }
             Some(Command::Close) | None => {
                 self.tx.text(messages::connection_closed()).await?;
                 Err(End::Close(close::NORMAL, "closed by the server".into()))
