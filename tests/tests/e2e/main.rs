@@ -7,6 +7,7 @@ mod hostile;
 mod languages;
 mod loadgen;
 mod loading;
+mod shutdown;
 mod tenancy;
 mod turns;
 mod webrtc;
