@@ -17,4 +17,5 @@ mod stream;
 pub mod tenancy;
 pub mod transport;
 
+pub use lifecycle::Lifecycle;
 pub use stream::{HookError, Stream, StreamConfig, Transport};

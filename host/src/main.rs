@@ -13,7 +13,7 @@ use std::sync::Arc;
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::client::{self, Client};
 use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
-use wasmrtc::{Stream, StreamConfig, Transport};
+use wasmrtc::{Lifecycle, Stream, StreamConfig, Transport};
 
 #[derive(Parser)]
 #[command(
@@ -100,8 +100,16 @@ struct ServerArgs {
     token: String,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long `serve` waits, once told to stop, for the HTTP server and the connections
+/// to wind down (each client is told first: `end_stream`, then a close). Past it the
+/// process exits anyway; with [`RUNTIME_GRACE`] this keeps a stop under 5 s, what a
+/// supervisor's SIGTERM-then-SIGKILL (and the host's contract) allows.
+const DRAIN_BOUND: Duration = Duration::from_secs(4);
+
+/// How long the tokio runtime, dropping, waits for tasks that outlived the drain.
+const RUNTIME_GRACE: Duration = Duration::from_millis(300);
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -110,13 +118,94 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Whatever is still running (a session past the drain bound) is dropped, not
+    // waited for.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    code
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, naming it.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
     }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Serve `app` until a stop signal, then shut down within [`DRAIN_BOUND`]: refuse
+/// new connections and tell the live ones (`lifecycle.shutdown()`), stop accepting
+/// HTTP and finish the requests under way, and wait for the connections' tasks.
+async fn serve_until_stopped(
+    http: tokio::net::TcpListener,
+    app: axum::Router,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<()> {
+    let server = axum::serve(http, app)
+        .with_graceful_shutdown(lifecycle.draining())
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    let signal = tokio::select! {
+        r = &mut server => return r.context("the HTTP server failed"),
+        signal = stop_signal() => signal,
+    };
+    let deadline = tokio::time::Instant::now() + DRAIN_BOUND;
+    eprintln!(
+        "wasmrtc: {signal}: shutting down ({} connection(s) to close, at most {} s)",
+        lifecycle.active(),
+        DRAIN_BOUND.as_secs_f64()
+    );
+    lifecycle.shutdown();
+    // Upgraded WebSockets are not the HTTP server's to wait for (the lifecycle tracks
+    // them), but a long request such as an `/outputs` stream is: bound that wait too.
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("the HTTP server failed while stopping: {e}"),
+        Err(_) => tracing::warn!("HTTP requests still open at the drain bound; dropping them"),
+    }
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if lifecycle.wait(left).await {
+        eprintln!("wasmrtc: every connection closed; exiting");
+    } else {
+        eprintln!(
+            "wasmrtc: {} connection(s) still open after {} s; exiting anyway",
+            lifecycle.active(),
+            DRAIN_BOUND.as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 fn stem(path: &std::path::Path) -> String {
@@ -233,11 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",
                 transport.advertised()
             );
-            axum::serve(http, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            serve_until_stopped(http, app, transport.lifecycle().clone()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::Stream as FuturesStream;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::runtime::{HandlerComponent, StreamSpec, Value, spec};
+use crate::lifecycle::Lifecycle;
+use crate::runtime::{HandlerComponent, StreamSpec};
 use crate::session::{Admission, Command, ConnectionHandle, Connections, Outputs, Slot};
 use crate::transport::UdpMux;
 
@@ -43,12 +44,13 @@ impl Default for StreamConfig {
     }
 }
 
-/// The WebRTC side shared by every stream of a host: one UDP socket.
+/// What every stream of a host shares: one UDP socket for WebRTC, and the host's
+/// [`Lifecycle`] (its connection tasks and shutdown signal).
 #[derive(Clone)]
 pub struct Transport {
     pub(crate) mux: UdpMux,
     pub(crate) advertised: SocketAddr,
-    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    pub(crate) lifecycle: Lifecycle,
 }
 
 impl Transport {
@@ -66,13 +68,19 @@ impl Transport {
         Ok(Self {
             advertised: SocketAddr::new(ip, local.port()),
             mux,
-            lifecycle: crate::lifecycle::Lifecycle::new(),
+            lifecycle: Lifecycle::new(),
         })
     }
 
     /// The address clients send media to.
     pub fn advertised(&self) -> SocketAddr {
         self.advertised
+    }
+
+    /// The host's lifecycle: [`Lifecycle::shutdown`] drains every stream served over
+    /// this transport.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
     }
 }
 
@@ -142,7 +150,7 @@ impl Stream {
                 admission,
                 component: RwLock::new(component),
                 config,
-                connections: Connections::default(),
+                connections: Connections::with_lifecycle(&transport.lifecycle),
                 transport,
             }),
         }
@@ -229,46 +237,16 @@ impl Stream {
     }
 
     /// Set named inputs of a connection (FastRTC's `set_input`); others keep their
-    /// values. Values are checked against the spec; the handler sees the full list
-    /// before its next call.
+    /// values. Values are checked against the spec the connection started with (after
+    /// a hot swap, not necessarily [`Stream::spec`]); the handler sees the full list
+    /// before its next call. Of concurrent calls, the last to take effect is the last
+    /// the handler sees.
     pub async fn set_input(
         &self,
         id: &str,
         values: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), HookError> {
-        let handle = self.handle(id)?;
-        let spec = self.spec();
-        let mut updates = Vec::new();
-        for (name, json) in values {
-            let Some((index, input)) = spec
-                .inputs
-                .iter()
-                .enumerate()
-                .find(|(_, i)| &i.name == name)
-            else {
-                return Err(HookError::UnknownInput(name.clone()));
-            };
-            let value =
-                spec::value_from_json(input, json).map_err(|reason| HookError::Invalid {
-                    name: name.clone(),
-                    reason,
-                })?;
-            updates.push((index, value));
-        }
-        let full: Vec<Value> = {
-            let mut current = handle.inputs.lock().unwrap_or_else(|e| e.into_inner());
-            for (i, v) in updates {
-                if let Some(slot) = current.get_mut(i) {
-                    *slot = v;
-                }
-            }
-            current.clone()
-        };
-        handle
-            .commands
-            .send(Command::SetInputs(full))
-            .await
-            .map_err(|_| HookError::UnknownConnection)
+        self.handle(id)?.set_input(values).await
     }
 
     /// The outputs of a connection as they are emitted (FastRTC's `output_stream`);
@@ -299,18 +277,12 @@ impl Stream {
             .map_err(|_| HookError::UnknownConnection)
     }
 
-    /// A fresh handle for a new connection, with inputs at their defaults.
+    /// A fresh handle for a new connection whose instance has `spec`, with inputs at
+    /// their defaults.
     pub(crate) fn new_handle(
         &self,
         spec: &StreamSpec,
     ) -> (ConnectionHandle, mpsc::Receiver<Command>) {
-        let (tx, rx) = mpsc::channel(64);
-        let (outputs, _) = broadcast::channel(64);
-        let handle = ConnectionHandle {
-            commands: tx,
-            outputs,
-            inputs: Arc::new(std::sync::Mutex::new(spec::default_values(spec))),
-        };
-        (handle, rx)
+        ConnectionHandle::new(spec)
     }
 }

@@ -39,6 +39,9 @@ pub(crate) async fn offer(State(stream): State<Stream>, body: Bytes) -> Response
             "expected \"offer\" or \"ice-candidate\"",
         );
     }
+    if stream.inner.transport.lifecycle.is_draining() {
+        return super::websocket::shutting_down();
+    }
     let sdp = match reply::required_str(&body, "sdp") {
         Ok(s) => s,
         Err(r) => return r,

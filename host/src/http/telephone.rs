@@ -24,8 +24,16 @@ use crate::session::{Flavour, FormatRequest};
 const INCOMING: &str = "/telephone/incoming";
 const HANDLER: &str = "/telephone/handler";
 
-/// TwiML connecting the call to this stream's media socket.
-pub(crate) async fn incoming(OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+/// TwiML connecting the call to this stream's media socket (503 while the host is
+/// shutting down: the call is not answered).
+pub(crate) async fn incoming(
+    State(stream): State<Stream>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if stream.inner.transport.lifecycle.is_draining() {
+        return super::websocket::shutting_down();
+    }
     let Some(host) = first(&headers, "x-forwarded-host")
         .or_else(|| first(&headers, HOST.as_str()))
         .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
@@ -59,6 +67,9 @@ pub(crate) async fn incoming(OriginalUri(uri): OriginalUri, headers: HeaderMap) 
 
 /// Twilio Media Streams.
 pub(crate) async fn handler(State(stream): State<Stream>, ws: WebSocketUpgrade) -> Response {
+    if stream.inner.transport.lifecycle.is_draining() {
+        return super::websocket::shutting_down();
+    }
     super::websocket::upgrade(ws, stream, Flavour::Telephone, FormatRequest::default())
 }
 

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 
+use super::reply;
 use crate::Stream;
 use crate::session::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};
 
@@ -23,6 +24,9 @@ pub(crate) async fn offer(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if stream.inner.transport.lifecycle.is_draining() {
+        return shutting_down();
+    }
     let request = FormatRequest {
         format: query.get("format").cloned(),
         sample_rate: query.get("sample_rate").cloned(),
@@ -30,16 +34,28 @@ pub(crate) async fn offer(
     upgrade(ws, stream, Flavour::WebSocket, request)
 }
 
-/// Accept the upgrade and run a session of `flavour` on the socket.
+/// HTTP 503 `server_shutting_down`: the host is draining and takes no new connection
+/// (WebRTC offers, WebSocket upgrades, calls).
+pub(crate) fn shutting_down() -> Response {
+    reply::failed_with(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "server_shutting_down",
+        "the server is shutting down and takes no new connections; try again later",
+    )
+}
+
+/// Accept the upgrade and run a session of `flavour` on the socket, tracked by the
+/// host's lifecycle (shutdown waits for it).
 pub(crate) fn upgrade(
     ws: WebSocketUpgrade,
     stream: Stream,
     flavour: Flavour,
     request: FormatRequest,
 ) -> Response {
+    let lifecycle = stream.inner.transport.lifecycle.clone();
     ws.max_message_size(TRANSPORT_MAX)
         .max_frame_size(TRANSPORT_MAX)
-        .on_upgrade(move |socket| serve(socket, stream, flavour, request))
+        .on_upgrade(move |socket| lifecycle.track(serve(socket, stream, flavour, request)))
 }
 
 async fn serve(socket: WebSocket, stream: Stream, flavour: Flavour, request: FormatRequest) {

@@ -68,7 +68,7 @@ pub(crate) const MAX_AUDIO_BATCH: Duration = Duration::from_millis(500);
 /// After a gap longer than this, pacing restarts from now instead of bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
 /// Why the host is closing every connection.
-pub(crate) const SHUTTING_DOWN: &str = "server shutting down";
+pub(crate) use crate::lifecycle::SHUTDOWN_REASON as SHUTTING_DOWN;
 
 /// What a connection is, as far as the core goes.
 #[derive(Debug, Clone)]

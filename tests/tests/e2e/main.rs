@@ -8,6 +8,7 @@ mod languages;
 mod loadgen;
 mod loading;
 mod session;
+mod shutdown;
 mod tenancy;
 mod turns;
 mod webrtc;
