@@ -8,6 +8,7 @@ pub mod frame;
 pub mod h264;
 pub mod mulaw;
 pub mod opus;
+pub mod pool;
 pub mod reframe;
 pub mod resample;
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub use self::h264::{H264Decoder, H264Encoder, Settings as H264Settings};
 pub use self::opus::{
     Application as OpusApplication, OPUS_RATE, OpusDecoder, OpusEncoder, Settings as OpusSettings,
 };
+pub use self::pool::{CodecPool, PoolError, PoolStats};
 pub use self::reframe::Reframer;
 pub use self::resample::{Resampler, channels_convert};
 pub use self::video_codec::{VideoCodec, VideoDecoder, VideoEncoder, VideoSettings};

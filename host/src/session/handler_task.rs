@@ -121,9 +121,8 @@ async fn make(instance: &mut HandlerInstance, call: Call) -> Result<Answer, Call
                     break;
                 };
                 let per_second = u64::from(frame.sample_rate) * u64::from(frame.channels.max(1));
-                if per_second > 0 {
-                    got +=
-                        Duration::from_micros(frame.samples.len() as u64 * 1_000_000 / per_second);
+                if let Some(us) = (frame.samples.len() as u64 * 1_000_000).checked_div(per_second) {
+                    got += Duration::from_micros(us);
                 }
                 let empty = frame.samples.is_empty();
                 answers.push(NextAudio::Frame(frame));

@@ -83,5 +83,6 @@ pub fn snapshot() -> serde_json::Value {
         "audio_frames_dropped": counted(Counter::AudioDropped),
         "video_decode_dropped": counted(Counter::VideoDecodeDropped),
         "video_encode_dropped": counted(Counter::VideoEncodeDropped),
+        "codec_pool": crate::media::CodecPool::global().stats(),
     })
 }

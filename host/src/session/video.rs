@@ -164,10 +164,11 @@ impl VideoOut {
     }
 }
 
-/// Run codec work (video decode, encode, colour conversion) off the runtime's worker
-/// threads; `None` when it could not run (the pool is full, or the job panicked).
+/// Run codec work (video decode, encode, colour conversion) on the codec pool, off the
+/// runtime's worker threads; `None` when it could not run (the pool is full, or the
+/// job panicked).
 pub(crate) fn offload<R: Send + 'static>(
     job: impl FnOnce() -> R + Send + 'static,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<R>> + Send>> {
-    Box::pin(async move { tokio::task::spawn_blocking(job).await.ok() })
+    Box::pin(async move { media::CodecPool::global().run(job).await.ok() })
 }

@@ -34,6 +34,8 @@ const MAX_PENDING_MESSAGES: usize = 64;
 const MAX_DECODE_BACKLOG: usize = 8;
 
 type Job<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
+/// What an encode job gives: the encoded units and the frame's RTP time.
+type Encoded = (Result<Vec<Vec<u8>>, MediaError>, u64);
 
 /// How a session ended.
 enum End {
@@ -94,7 +96,7 @@ struct VideoInPipe {
 struct VideoOutPipe {
     encoder: Arc<Mutex<VideoOut>>,
     waiting: Option<(VideoFrame, u64)>,
-    job: Option<Job<(Result<Vec<Vec<u8>>, MediaError>, u64)>>,
+    job: Option<Job<Encoded>>,
     keyframe: bool,
 }
 
@@ -307,11 +309,7 @@ impl WebRtcSession {
         start_decode(pipe);
     }
 
-    fn on_encoded(
-        &mut self,
-        encoded: Option<(Result<Vec<Vec<u8>>, MediaError>, u64)>,
-        media: &mut Media,
-    ) {
+    fn on_encoded(&mut self, encoded: Option<Encoded>, media: &mut Media) {
         let Some(out) = media.video_out.as_mut() else {
             return;
         };
