@@ -53,3 +53,54 @@ pub fn wasmrtc_bin() -> std::path::PathBuf {
 pub fn custom_app_example() -> std::path::PathBuf {
     built("--example", "custom_app", "examples")
 }
+
+/// A `wasmrtc serve` process started by a test, killed (SIGKILL) and reaped when
+/// dropped, so a failing test leaves no server behind.
+pub struct HostProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its HTTP address, as `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `wasmrtc` with `args` (which must make it serve on 127.0.0.1:0), echo its
+/// log as `[host] …` and wait for the address it says it serves on.
+pub fn start_host<I, S>(args: I) -> HostProcess
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(wasmrtc_bin())
+        .args(args)
+        .env("RUST_LOG", "wasmrtc=info,warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wasmrtc serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[host] {line}");
+            if !sent && let Some(rest) = line.split("serving on ").nth(1) {
+                let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(url);
+                sent = true;
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the host did not start");
+    HostProcess { child, base }
+}

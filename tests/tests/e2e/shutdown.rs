@@ -4,14 +4,13 @@
 //! within 5 s. In process (where the moment the drain starts is known), a draining
 //! host refuses new connections with 503.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmrtc::{Stream, StreamConfig, Transport};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer, poll_until};
-use wasmrtc_tests::{guests, test_runtime, wasmrtc_bin};
+use wasmrtc_tests::{HostProcess, guests, start_host, test_runtime};
 
 use super::websocket::{Client, Got, Inbox, twilio_start};
 
@@ -22,46 +21,9 @@ const EXIT_BOUND: Duration = Duration::from_secs(5);
 /// What the host tells clients when it shuts down.
 const REASON: &str = "server shutting down";
 
-/// A `wasmrtc serve` process, killed (SIGKILL) and reaped if the test fails first.
-struct Host {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `wasmrtc serve HANDLER` on a free port and wait for its address.
-fn start(handler: &str) -> Host {
-    let mut child = Command::new(wasmrtc_bin())
-        .args(["serve", handler, "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "wasmrtc=info,warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wasmrtc serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[host] {line}");
-            if !sent && let Some(rest) = line.split("serving on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(url);
-                sent = true;
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the host did not start");
-    Host { child, base }
+/// Start `wasmrtc serve HANDLER` on a free port.
+fn start(handler: &str) -> HostProcess {
+    start_host(["serve", handler, "--listen", "127.0.0.1:0"])
 }
 
 /// Whether `id` is a live connection of the stream at `base` (its input hook knows it).

@@ -5,9 +5,8 @@
 //! Tenants `a` (token `token-a`) and `b` (token `token-b`); tenant streams are served
 //! at `/t/{tenant}/{stream}/…`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmrtc::Transport;
 use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants, TokenHash, token_sha256};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{guests, test_runtime, wasmrtc_bin};
+use wasmrtc_tests::{HostProcess, guests, start_host, test_runtime, wasmrtc_bin};
 
 const WAIT: Duration = Duration::from_secs(20);
 const RATE: usize = peer::AUDIO_RATE as usize;
@@ -757,46 +756,12 @@ async fn metrics_can_ask_for_a_token() {
 
 // ---- the real binary: CLI, restart, SIGKILL mid-upload ----
 
-/// A `wasmrtc serve --config` process and the URL it serves on.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(config: &Path) -> Process {
-    let mut child = Command::new(wasmrtc_bin())
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "wasmrtc=info,warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wasmrtc serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[host] {line}");
-            if !sent && let Some(rest) = line.split("serving on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(url);
-                sent = true;
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the host did not start");
-    Process { child, base }
+fn start(config: &Path) -> HostProcess {
+    start_host([
+        std::ffi::OsStr::new("serve"),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ])
 }
 
 fn cli(args: &[&str]) -> (bool, String, String) {
@@ -832,7 +797,7 @@ async fn snapshot(base: &str) -> Vec<(String, Value)> {
 
 /// Upload `component` to tenant a's `gain` on `host`, sending the head and the first
 /// `sent` bytes; `wait`, then SIGKILL the host (and reap it) with the request open.
-async fn kill_mid_upload(host: Process, component: &[u8], sent: usize, wait: Duration) {
+async fn kill_mid_upload(host: HostProcess, component: &[u8], sent: usize, wait: Duration) {
     let addr = host.base.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(upload_head("gain", TOKEN_A, component.len()).as_bytes())
