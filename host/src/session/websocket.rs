@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Action, CloseReason, Core, CoreConfig, Reply, SHUTTING_DOWN};
 use super::handler_task::HandlerTask;
-use super::messages;
+use super::messages::{self, WsEvent};
 use super::registry::{Command, Registration};
 use super::stats::{self, Stage};
 use crate::Stream;
@@ -209,7 +209,7 @@ struct Live {
 struct Tx<O> {
     sink: O,
     flavour: Flavour,
-    /// The telephone's `streamSid`, quoted as JSON, once known.
+    /// The telephone's `streamSid`, once known.
     sid: Option<String>,
 }
 
@@ -232,26 +232,29 @@ where
         }
     }
 
-    /// `{"event":EVENT,["streamSid":…,]REST}` where `rest` is `,"key":value…` or empty.
-    async fn event(&mut self, event: &str, rest: &str) -> Flow {
-        let text = match (&self.sid, self.flavour) {
-            (Some(sid), Flavour::Telephone) => {
-                format!(r#"{{"event":"{event}","streamSid":{sid}{rest}}}"#)
-            }
-            _ => format!(r#"{{"event":"{event}"{rest}}}"#),
-        };
+    /// The telephone's `streamSid`, where it goes on every event.
+    fn sid(&self) -> Option<&str> {
+        match self.flavour {
+            Flavour::Telephone => self.sid.as_deref(),
+            Flavour::WebSocket => None,
+        }
+    }
+
+    /// An event with nothing but its name (`pong`, `clear`).
+    async fn event(&mut self, event: &str) -> Flow {
+        let text = WsEvent::bare(event, self.sid()).to_text();
         self.text(text).await
     }
 
     async fn media(&mut self, bytes: &[u8]) -> Flow {
         let payload = stats::time(Stage::Transport, || BASE64.encode(bytes));
-        let rest = format!(r#","media":{{"payload":"{payload}"}}"#);
-        self.event("media", &rest).await
+        let text = WsEvent::media(&payload, self.sid()).to_text();
+        self.text(text).await
     }
 
     async fn mark(&mut self, name: &str) -> Flow {
-        let rest = format!(r#","mark":{{"name":{}}}"#, quote(name));
-        self.event("mark", &rest).await
+        let text = WsEvent::mark(name, self.sid()).to_text();
+        self.text(text).await
     }
 
     /// Tell the client what was wrong, then close with `code`.
@@ -262,10 +265,6 @@ where
             Err(end) => end,
         }
     }
-}
-
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// One WebSocket connection of `stream`.
@@ -443,7 +442,7 @@ where
                 }
                 Action::Video(_) => {}
                 Action::Mark(name) => self.tx.mark(&name).await?,
-                Action::ClearAudio => self.tx.event("clear", "").await?,
+                Action::ClearAudio => self.tx.event("clear").await?,
                 Action::Close(reason) => {
                     tracing::info!(stream = %self.stream.name(), connection = %live.id, "closing: {}", reason.text());
                     let code = match reason {
@@ -512,7 +511,7 @@ where
         match event {
             "media" => self.on_media(&msg).await,
             "start" => self.on_start(&msg).await,
-            "ping" => self.tx.event("pong", "").await,
+            "ping" => self.tx.event("pong").await,
             "mark" => self.on_mark(&msg).await,
             "stop" => Err(End::Close(close::NORMAL, "stopped by the client".into())),
             // `connected`, `dtmf` and anything newer: nothing to do.
@@ -624,7 +623,7 @@ where
             Err(e) => return Err(self.tx.reject(close::POLICY, &e).await),
         };
         if self.flavour == Flavour::Telephone {
-            self.tx.sid = Some(quote(&id));
+            self.tx.sid = Some(id.clone());
         }
 
         let inner = &self.stream.inner;
@@ -797,14 +796,14 @@ mod tests {
         let mut tx = Tx {
             sink,
             flavour: Flavour::Telephone,
-            sid: Some(quote("MZ1")),
+            sid: Some("MZ1".into()),
         };
         tx.media(&[0xFF, 0x7F]).await.unwrap();
         tx.mark("a \"b\"").await.unwrap();
-        tx.event("clear", "").await.unwrap();
+        tx.event("clear").await.unwrap();
         tx.sid = None;
         tx.flavour = Flavour::WebSocket;
-        tx.event("pong", "").await.unwrap();
+        tx.event("pong").await.unwrap();
         tx.media(&[0xFF]).await.unwrap();
         let end = tx.reject(close::POLICY, "bad").await;
         assert!(matches!(end, End::Close(1008, ref r) if r == "bad"));
