@@ -21,6 +21,7 @@ pub mod turns;
 mod video;
 mod webrtc;
 mod websocket;
+mod ws_events;
 
 pub use admission::{Admission, LimitReached, Slot};
 pub(crate) use audio::OPUS_RATE;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{Sink, SinkExt, Stream as FrameStream, StreamExt};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use super::core::{Action, CloseReason, Core, CoreConfig, Reply, SHUTTING_DOWN};
@@ -35,6 +35,7 @@ use super::handler_task::HandlerTask;
 use super::messages::{self, WsEvent};
 use super::registry::{Command, Registration};
 use super::stats::{self, Stage};
+use super::ws_events::{self, ClientEvent};
 use crate::Stream;
 use crate::media::{MediaError, Resampler, mulaw};
 use crate::runtime::{AudioFrame, Modality, Mode, StreamSpec};
@@ -487,43 +488,31 @@ where
                 )
                 .await);
         }
-        let msg = match serde_json::from_str::<Json>(&text) {
-            Ok(Json::Object(map)) => map,
-            Ok(_) => {
-                return Err(self
-                    .tx
-                    .reject(close::POLICY, "frame is not a JSON object")
-                    .await);
-            }
-            Err(e) => {
-                return Err(self
-                    .tx
-                    .reject(close::POLICY, &format!("frame is not JSON: {e}"))
-                    .await);
-            }
-        };
-        let Some(event) = msg.get("event").and_then(Json::as_str) else {
-            return Err(self
-                .tx
-                .reject(close::POLICY, "frame has no string \"event\" field")
-                .await);
+        let event = match ws_events::parse(&text) {
+            Ok(event) => event,
+            Err(e) => return Err(self.tx.reject(close::POLICY, &e.to_string()).await),
         };
         match event {
-            "media" => self.on_media(&msg).await,
-            "start" => self.on_start(&msg).await,
-            "ping" => self.tx.event("pong").await,
-            "mark" => self.on_mark(&msg).await,
-            "stop" => Err(End::Close(close::NORMAL, "stopped by the client".into())),
+            ClientEvent::Media { media } => self.on_media(&media.payload).await,
+            ClientEvent::Start { .. } => self.on_start(&event).await,
+            ClientEvent::Ping => self.tx.event("pong").await,
+            ClientEvent::Mark { .. } => self.on_mark(event.mark_name()).await,
+            ClientEvent::Stop => Err(End::Close(close::NORMAL, "stopped by the client".into())),
             // `connected`, `dtmf` and anything newer: nothing to do.
-            other => {
-                tracing::trace!("ignored websocket event {other:?}");
+            ClientEvent::Connected | ClientEvent::Dtmf | ClientEvent::Other => {
+                tracing::trace!("ignored websocket event");
                 Ok(())
             }
         }
     }
 
     /// The wire format: Twilio's, or FastRTC's with the client's opt-ins.
-    fn wire(&self, start: &Map<String, Json>, spec: &StreamSpec) -> Result<Wire, String> {
+    fn wire(
+        &self,
+        format: Option<&Json>,
+        sample_rate: Option<&Json>,
+        spec: &StreamSpec,
+    ) -> Result<Wire, String> {
         if self.flavour == Flavour::Telephone {
             return Ok(Wire {
                 encoding: Encoding::MuLaw,
@@ -531,7 +520,7 @@ where
                 out_rate: TELEPHONE_RATE,
             });
         }
-        let format = match start.get("format") {
+        let format = match format {
             None | Some(Json::Null) => self.request.format.clone(),
             Some(Json::String(s)) => Some(s.clone()),
             Some(other) => return Err(format!("\"format\" must be a string, not {other}")),
@@ -545,7 +534,7 @@ where
                 ));
             }
         };
-        let rate = match start.get("sample_rate") {
+        let rate = match sample_rate {
             None | Some(Json::Null) => self.request.sample_rate.clone(),
             Some(Json::Number(n)) => Some(n.to_string()),
             Some(Json::String(s)) => Some(s.clone()),
@@ -570,7 +559,16 @@ where
     }
 
     /// `start`: admit, register, instantiate.
-    async fn on_start(&mut self, msg: &Map<String, Json>) -> Flow {
+    async fn on_start(&mut self, event: &ClientEvent) -> Flow {
+        let ClientEvent::Start {
+            websocket_id,
+            format,
+            sample_rate,
+            ..
+        } = event
+        else {
+            return Ok(());
+        };
         if self.live.is_some() {
             return Err(self
                 .tx
@@ -578,12 +576,8 @@ where
                 .await);
         }
         let id = match self.flavour {
-            Flavour::WebSocket => msg.get("websocket_id").and_then(Json::as_str),
-            Flavour::Telephone => msg
-                .get("start")
-                .and_then(|s| s.get("streamSid"))
-                .and_then(Json::as_str)
-                .or_else(|| msg.get("streamSid").and_then(Json::as_str)),
+            Flavour::WebSocket => websocket_id.as_deref(),
+            Flavour::Telephone => event.telephone_sid(),
         };
         let field = match self.flavour {
             Flavour::WebSocket => "websocket_id",
@@ -618,7 +612,7 @@ where
                 )
                 .await);
         }
-        let wire = match self.wire(msg, &spec) {
+        let wire = match self.wire(format.as_ref(), sample_rate.as_ref(), &spec) {
             Ok(w) => w,
             Err(e) => return Err(self.tx.reject(close::POLICY, &e).await),
         };
@@ -711,17 +705,7 @@ where
         Ok(())
     }
 
-    async fn on_media(&mut self, msg: &Map<String, Json>) -> Flow {
-        let Some(payload) = msg
-            .get("media")
-            .and_then(|m| m.get("payload"))
-            .and_then(Json::as_str)
-        else {
-            return Err(self
-                .tx
-                .reject(close::POLICY, "media has no string media.payload")
-                .await);
-        };
+    async fn on_media(&mut self, payload: &str) -> Flow {
         let bytes = match stats::time(Stage::Transport, || BASE64.decode(payload)) {
             Ok(b) => b,
             Err(e) => {
@@ -753,15 +737,15 @@ where
     }
 
     /// Client audio for the handler: frame by frame, or through turn-taking.
-    async fn on_mark(&mut self, msg: &Map<String, Json>) -> Flow {
-        let Some(name) = msg
-            .get("mark")
-            .and_then(|m| m.get("name"))
-            .and_then(Json::as_str)
-        else {
+    async fn on_mark(&mut self, name: Option<&str>) -> Flow {
+        let Some(name) = name else {
             tracing::debug!("mark without a name ignored");
             return Ok(());
         };
+        if name.len() > MAX_ID {
+            let message = format!("mark name of {} bytes is longer than {MAX_ID}", name.len());
+            return Err(self.tx.reject(close::POLICY, &message).await);
+        }
         let Some(live) = self.live.as_mut() else {
             return self.tx.mark(name).await;
         };

@@ -763,6 +763,23 @@ async fn malformed_frames_end_only_their_connection() {
                 "before start",
             ),
             ("no event", vec![Message::Text("{}".into())], 1008, "event"),
+            (
+                "oversized mark name",
+                vec![
+                    Message::Text(
+                        json!({"event": "start", "websocket_id": "marks"})
+                            .to_string()
+                            .into(),
+                    ),
+                    Message::Text(
+                        json!({"event": "mark", "mark": {"name": "m".repeat(10_000)}})
+                            .to_string()
+                            .into(),
+                    ),
+                ],
+                1008,
+                "mark name",
+            ),
         ];
         for (what, frames, code, text) in cases {
             let mut bad = Client::connect(&url).await;
