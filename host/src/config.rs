@@ -76,6 +76,18 @@ pub struct HostConfig {
     /// The failure breaker's policy.
     #[serde(default)]
     pub breaker: BreakerEntry,
+    /// Video encoding.
+    #[serde(default)]
+    pub video: VideoEntry,
+}
+
+/// The `[video]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoEntry {
+    /// libvpx `cpu-used` of the VP8 sent to clients, -16..=16 (default 14; 16 is the
+    /// fastest: about half the encoding time, a lower PSNR, see `--bench media`).
+    pub vp8_cpu_used: Option<i32>,
 }
 
 /// The `[breaker]` table: each key absent keeps the default of [`BreakerPolicy`].
@@ -206,6 +218,13 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         ));
     }
     config.breaker.check().map_err(err)?;
+    if let Some(v) = config.video.vp8_cpu_used
+        && !(-16..=16).contains(&v)
+    {
+        return Err(err(format!(
+            "[video] key `vp8_cpu_used`: {v} is outside -16..=16"
+        )));
+    }
     let mut names = std::collections::HashSet::new();
     let mut prefixes = std::collections::HashSet::new();
     for s in &mut config.streams {
@@ -343,6 +362,15 @@ mod tests {
         assert!(e.message.contains("`cooldown`"), "{}", e.message);
         let e = load_text("breaker-key", &format!("{head}[breaker]\nfailure = 1\n")).unwrap_err();
         assert!(e.message.contains("failure"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_video_table_sets_the_vp8_speed_within_its_range() {
+        let head = format!("data_dir = \"d\"\n{TENANT}");
+        let c = load_text("video", &format!("{head}[video]\nvp8_cpu_used = 16\n")).unwrap();
+        assert_eq!(c.video.vp8_cpu_used, Some(16));
+        let e = load_text("video-bad", &format!("{head}[video]\nvp8_cpu_used = 17\n")).unwrap_err();
+        assert!(e.message.contains("vp8_cpu_used"), "{}", e.message);
     }
 
     #[test]

@@ -61,6 +61,10 @@ enum Command {
         /// Longest a connection may last, in seconds.
         #[arg(long)]
         time_limit: Option<f64>,
+        /// libvpx speed of the VP8 sent to clients, -16..=16 (default 14; higher is
+        /// faster and lower in quality).
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-16..=16))]
+        vp8_cpu_used: Option<i32>,
     },
     /// Upload a handler as a new version of one of your streams on a host, and make it
     /// the one new connections get (the stream is created if it does not exist).
@@ -224,11 +228,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             advertise,
             concurrency_limit,
             time_limit,
+            vp8_cpu_used,
         } => {
             let mut runtime_config = RuntimeConfig::default();
             // (name, component path, prefix, limits)
             let mut entries = Vec::new();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
+            let mut vp8_cfg = None;
             // (data_dir, tenants) when the file declares tenants.
             let mut hosting = None;
             let mut metrics_token = None;
@@ -236,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let file = wasmrtc::config::load(path)?;
                 (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
                 runtime_config.breaker = file.breaker.policy();
+                vp8_cfg = file.video.vp8_cpu_used;
                 metrics_token = file
                     .metrics_token_sha256
                     .as_deref()
@@ -277,8 +284,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let http_addr = http.local_addr()?;
             let udp = udp.or(udp_cfg).unwrap_or(http_addr);
-            let transport = Transport::bind(udp, advertise.or(advertise_cfg))
+            let mut transport = Transport::bind(udp, advertise.or(advertise_cfg))
                 .with_context(|| format!("cannot bind UDP {udp}"))?;
+            if let Some(cpu_used) = vp8_cpu_used.or(vp8_cfg) {
+                transport = transport.with_vp8_cpu_used(cpu_used);
+            }
             let mut streams = Vec::new();
             for (name, path, prefix, limits) in entries {
                 let component = runtime

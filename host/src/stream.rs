@@ -51,6 +51,8 @@ pub struct Transport {
     pub(crate) mux: UdpMux,
     pub(crate) advertised: SocketAddr,
     pub(crate) lifecycle: Lifecycle,
+    /// libvpx `cpu-used` of the VP8 sent to clients (see [`Transport::with_vp8_cpu_used`]).
+    pub(crate) vp8_cpu_used: i32,
 }
 
 impl Transport {
@@ -69,7 +71,16 @@ impl Transport {
             advertised: SocketAddr::new(ip, local.port()),
             mux,
             lifecycle: Lifecycle::new(),
+            vp8_cpu_used: crate::media::Vp8Settings::default().cpu_used,
         })
+    }
+
+    /// Encode the VP8 sent to clients at libvpx speed `cpu_used` (clamped to
+    /// -16..=16; the default is 14). Higher is faster and lower in quality: `--bench
+    /// media` prints the time and PSNR of each setting. Set it before streams are made.
+    pub fn with_vp8_cpu_used(mut self, cpu_used: i32) -> Self {
+        self.vp8_cpu_used = cpu_used.clamp(-16, 16);
+        self
     }
 
     /// The address clients send media to.

@@ -52,10 +52,42 @@ fn encode(settings: Vp8Settings, pictures: &[Picture]) -> (Duration, Vec<Vec<u8>
     (start.elapsed(), frames)
 }
 
+/// Mean PSNR of the luma of `frames` decoded against the `pictures` they encode.
+fn luma_psnr(pictures: &[Picture], frames: &[Vec<u8>]) -> f64 {
+    let mut decoder = Vp8Decoder::new().expect("VP8 decoder");
+    let mut total = 0.0;
+    let mut n = 0usize;
+    for (i, (p, f)) in pictures.iter().zip(frames).enumerate() {
+        let Ok(Some(d)) = decoder.decode(f, i as u64) else {
+            continue;
+        };
+        let Ok(d) = d.convert(PixelFormat::I420) else {
+            continue;
+        };
+        let luma = (WIDTH * HEIGHT) as usize;
+        let mse = p.data[..luma]
+            .iter()
+            .zip(&d.data[..luma])
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+            .sum::<f64>()
+            / luma as f64;
+        total += if mse == 0.0 {
+            99.0
+        } else {
+            10.0 * (255.0 * 255.0 / mse).log10()
+        };
+        n += 1;
+    }
+    total / n.max(1) as f64
+}
+
 fn video() {
     let pictures: Vec<Picture> = (0..FRAMES).map(scene).collect();
     println!("640x480 @ {FPS} fps, {FRAMES} frames, one thread, per frame:");
-    println!("  {:<44} {:>10} {:>10}", "VP8 encode", "time", "kbit/s");
+    println!(
+        "  {:<44} {:>10} {:>10} {:>9}",
+        "VP8 encode", "time", "kbit/s", "PSNR dB"
+    );
     let mut reference = None;
     for bitrate_kbps in [500, 1_000] {
         for cpu_used in [8, 12, 14, 16] {
@@ -72,7 +104,11 @@ fn video() {
                 "cpu-used {cpu_used:>2}, target {bitrate_kbps:>4} kbit/s{}",
                 if default { " (host default)" } else { "" }
             );
-            println!("  {label:<44} {} {kbps:>10.0}", per_frame(took, FRAMES));
+            let psnr = luma_psnr(&pictures, &frames);
+            println!(
+                "  {label:<44} {} {kbps:>10.0} {psnr:>9.2}",
+                per_frame(took, FRAMES)
+            );
             if default {
                 reference = Some(frames);
             }

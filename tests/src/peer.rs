@@ -1281,6 +1281,7 @@ async fn send_video(
         bitrate_kbps: 600,
         fps,
         keyframe_interval: fps,
+        ..VideoSettings::default()
     };
     let mut encoder = match VideoEncoder::new(options.video_codec, w, h, settings) {
         Ok(e) => e,

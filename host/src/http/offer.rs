@@ -168,6 +168,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         spec,
         commands,
         lifecycle: inner.transport.lifecycle.clone(),
+        vp8_cpu_used: inner.transport.vp8_cpu_used,
         registration,
     };
     inner.transport.lifecycle.spawn(session.run());

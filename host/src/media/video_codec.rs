@@ -104,6 +104,8 @@ pub struct VideoSettings {
     pub fps: u32,
     /// Maximum frames between key frames.
     pub keyframe_interval: u32,
+    /// libvpx `cpu-used` for VP8 (-16..=16; higher magnitude is faster, lower quality).
+    pub vp8_cpu_used: i32,
 }
 
 impl Default for VideoSettings {
@@ -113,6 +115,7 @@ impl Default for VideoSettings {
             bitrate_kbps: vp8.bitrate_kbps,
             fps: vp8.fps,
             keyframe_interval: vp8.keyframe_interval,
+            vp8_cpu_used: vp8.cpu_used,
         }
     }
 }
@@ -142,6 +145,7 @@ impl VideoEncoder {
                     bitrate_kbps: s.bitrate_kbps,
                     fps: s.fps,
                     keyframe_interval: s.keyframe_interval,
+                    cpu_used: s.vp8_cpu_used,
                     ..Vp8Settings::default()
                 },
             )?),

@@ -128,11 +128,13 @@ pub(crate) struct VideoOut {
 }
 
 impl VideoOut {
-    pub(crate) fn new(codec: VideoCodec, fps: u32) -> Self {
+    /// An encoder of `codec` at `fps`, VP8 at libvpx speed `vp8_cpu_used`.
+    pub(crate) fn new(codec: VideoCodec, fps: u32, vp8_cpu_used: i32) -> Self {
         Self {
             codec,
             settings: VideoSettings {
                 fps,
+                vp8_cpu_used,
                 ..VideoSettings::default()
             },
             encoder: None,

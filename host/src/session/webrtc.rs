@@ -57,6 +57,8 @@ pub(crate) struct WebRtcSession {
     pub(crate) spec: StreamSpec,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) lifecycle: Lifecycle,
+    /// libvpx speed of outgoing VP8 (the host's setting).
+    pub(crate) vp8_cpu_used: i32,
     /// Dropped when the session ends, on every path.
     pub(crate) registration: Registration,
 }
@@ -349,7 +351,11 @@ impl WebRtcSession {
                     self.spec.modality != Modality::Audio && self.spec.mode != Mode::Send;
                 media.video_out = match self.peer.video_codec().and_then(codec_of) {
                     Some(codec) if gives_video => Some(VideoOutPipe {
-                        encoder: Arc::new(Mutex::new(VideoOut::new(codec, self.spec.fps))),
+                        encoder: Arc::new(Mutex::new(VideoOut::new(
+                            codec,
+                            self.spec.fps,
+                            self.vp8_cpu_used,
+                        ))),
                         waiting: None,
                         job: None,
                         keyframe: false,

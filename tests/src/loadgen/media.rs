@@ -104,6 +104,7 @@ impl VideoLoop {
             bitrate_kbps: VIDEO_KBPS,
             fps: VIDEO_FPS,
             keyframe_interval: VIDEO_FPS,
+            ..VideoSettings::default()
         };
         let mut encoder = VideoEncoder::new(codec, VIDEO_WIDTH, VIDEO_HEIGHT, settings)
             .with_context(|| format!("{} encoder", codec.name()))?;
