@@ -61,8 +61,8 @@ enum Command {
         /// Longest a connection may last, in seconds.
         #[arg(long)]
         time_limit: Option<f64>,
-        /// libvpx speed of the VP8 sent to clients, -16..=16 (default 14; higher is
-        /// faster and lower in quality).
+        /// libvpx speed of the VP8 sent to clients, -16..=16 (default 16, the fastest; lower is slower, often
+        /// better in quality).
         #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-16..=16))]
         vp8_cpu_used: Option<i32>,
     },

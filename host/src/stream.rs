@@ -76,7 +76,7 @@ impl Transport {
     }
 
     /// Encode the VP8 sent to clients at libvpx speed `cpu_used` (clamped to
-    /// -16..=16; the default is 14). Higher is faster and lower in quality: `--bench
+    /// -16..=16; the default is 16, the fastest). Lower is slower: `--bench
     /// media` prints the time and PSNR of each setting. Set it before streams are made.
     pub fn with_vp8_cpu_used(mut self, cpu_used: i32) -> Self {
         self.vp8_cpu_used = cpu_used.clamp(-16, 16);
