@@ -7,7 +7,7 @@
 // (FastRTC's `ReplyOnPause`), `TurnTakingHandler`, `turnTaking` and `exportTurns`
 // (the optional `turns` export).
 //
-// componentize-js maps the WIT types of `wasmrtc:handler@0.1.1` onto plain
+// componentize-js maps the WIT types of `wasmrtc:handler@0.1.2` onto plain
 // JavaScript values:
 //
 // | WIT                  | JavaScript                                              |
@@ -24,7 +24,7 @@
 // typed arrays, touch each element once, and prefer built-ins that run natively
 // (`TypedArray.prototype.set`, `subarray`, `copyWithin`, `fill`).
 
-import * as host from 'wasmrtc:handler/host@0.1.1';
+import * as host from 'wasmrtc:handler/host@0.1.2';
 
 // --- values ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Write wasmrtc stream handlers in Python.
 
 The Python counterpart of the Rust SDK (`guest-sdk/`): the WIT types of
-`wasmrtc:handler@0.1.1`, a `StreamHandler` base class whose methods all have
+`wasmrtc:handler@0.1.2`, a `StreamHandler` base class whose methods all have
 defaults except `describe`, spec builders with FastRTC's defaults, the host
 functions, and `export` to turn a handler class into the component's export;
 for turn-taking, `TurnTakingHandler`, `turn_taking` and `export_turns` (the

@@ -46,7 +46,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "turn-taking-component",
+        world: "conversational-component",
         pub_export_macro: true,
         export_macro_name: "export_bindings",
         default_bindings_module: "wasmrtc_guest::bindings",
@@ -57,6 +57,7 @@ pub mod bindings {
 mod spec;
 mod turns;
 
+pub use bindings::exports::wasmrtc::handler::replies::ReplyChunk;
 pub use bindings::exports::wasmrtc::handler::turns::TurnTaking;
 pub use bindings::wasmrtc::handler::types::{
     AudioFrame, Control, Dropdown, InputSpec, Modality, Mode, NotifyLevel, NumberBox, OutputKind,
@@ -128,6 +129,31 @@ pub trait Handler: Default + 'static {
     /// The caller spoke during an interruptible reply: the host already dropped what
     /// it had queued; drop the rest of the reply.
     fn on_interrupt(&mut self) {}
+
+    /// The next piece of a turn-taking reply. Return [`ReplyChunk::Pending`] while the
+    /// reply waits on something (a request in flight): the host asks again on its next
+    /// tick, 20 ms later, and media keeps flowing meanwhile. The default takes
+    /// [`next_audio`](Handler::next_audio): `Some` plays, `None` ends the reply.
+    fn next_reply(&mut self) -> ReplyChunk {
+        match self.next_audio() {
+            Some(frame) => ReplyChunk::Audio(frame),
+            None => ReplyChunk::Done,
+        }
+    }
+
+    /// The connection started (FastRTC's `startup_fn`): return `true` to start a reply
+    /// now (a greeting), taken from [`next_reply`](Handler::next_reply). Only with
+    /// turn-taking on.
+    fn on_start(&mut self) -> bool {
+        false
+    }
+
+    /// A text message from the client: return `true` to start a reply to it, taken
+    /// from [`next_reply`](Handler::next_reply). Only with turn-taking on.
+    fn on_text(&mut self, text: String) -> bool {
+        let _ = text;
+        false
+    }
 }
 
 /// Publish additional outputs, one value per declared output, in declared order.
@@ -190,8 +216,11 @@ macro_rules! export_handler {
     ($ty:ty) => {
         const _: () = {
             use $crate::bindings::exports::wasmrtc::handler::handler::Guest;
+            use $crate::bindings::exports::wasmrtc::handler::replies::Guest as RepliesGuest;
             use $crate::bindings::exports::wasmrtc::handler::turns::Guest as TurnsGuest;
-            use $crate::{AudioFrame, Handler, StreamSpec, TurnTaking, Value, VideoFrame};
+            use $crate::{
+                AudioFrame, Handler, ReplyChunk, StreamSpec, TurnTaking, Value, VideoFrame,
+            };
 
             ::std::thread_local! {
                 static STATE: ::std::cell::RefCell<Option<$ty>> = const { ::std::cell::RefCell::new(None) };
@@ -236,6 +265,18 @@ macro_rules! export_handler {
                 }
                 fn on_interrupt() {
                     with(|h| h.on_interrupt())
+                }
+            }
+
+            impl RepliesGuest for Export {
+                fn next_reply() -> ReplyChunk {
+                    with(|h| h.next_reply())
+                }
+                fn on_start() -> bool {
+                    with(|h| h.on_start())
+                }
+                fn on_text(text: String) -> bool {
+                    with(|h| h.on_text(text))
                 }
             }
 

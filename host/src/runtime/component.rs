@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{HandlerIndices, TurnsIndices};
+use super::bindings::{HandlerIndices, RepliesIndices, TurnsIndices};
 use super::engine::Inner;
 use super::state::StoreState;
 use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, TurnTaking, spec};
@@ -24,6 +24,8 @@ pub(crate) struct ComponentInner {
     pub(crate) handler: HandlerIndices,
     /// Where the `turns` functions are, if the component exports them.
     pub(crate) turns: Option<TurnsIndices>,
+    /// Where the `replies` functions are (0.1.2), if the component exports them.
+    pub(crate) replies: Option<RepliesIndices>,
     pub(crate) name: Arc<str>,
     pub(crate) spec: StreamSpec,
     /// The turn-taking settings, if the handler turned it on.
@@ -62,6 +64,7 @@ impl HandlerComponent {
         // Looked up by semver-compatible name: a 0.1.0 export serves 0.1.1.
         let handler = HandlerIndices::new(&pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let turns = TurnsIndices::new(&pre).ok();
+        let replies = RepliesIndices::new(&pre).ok();
         let limits = runtime.config.default_limits.clone();
         let stats = Arc::new(super::ComponentStats::new(runtime.config.breaker));
 
@@ -72,6 +75,7 @@ impl HandlerComponent {
                 pre,
                 handler,
                 turns,
+                replies,
                 name: name.into(),
                 spec: placeholder_spec(),
                 turn_taking: None,
@@ -140,6 +144,7 @@ impl HandlerComponent {
                 pre: self.inner.pre.clone(),
                 handler: self.inner.handler.clone(),
                 turns: self.inner.turns.clone(),
+                replies: self.inner.replies.clone(),
                 name: self.inner.name.clone(),
                 spec: self.inner.spec.clone(),
                 turn_taking: self.inner.turn_taking,

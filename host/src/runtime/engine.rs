@@ -10,7 +10,7 @@ use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-use super::bindings::TurnTakingComponent as Bindings;
+use super::bindings::ConversationalComponent as Bindings;
 use super::state::StoreState;
 use super::{HandlerComponent, LoadError, RuntimeConfig};
 

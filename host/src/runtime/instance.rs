@@ -5,12 +5,23 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::{HandlerExports, TurnsExports};
+use super::bindings::{HandlerExports, RepliesExports, ReplyChunk, TurnsExports};
 use super::state::StoreState;
 use super::{
     AudioFrame, CallError, ComponentStats, FailureCause, HandlerComponent, HostEvent, StreamSpec,
     TurnTaking, Value, VideoFrame,
 };
+
+/// One answer to [`HandlerInstance::next_reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Audio to queue for playback.
+    Audio(AudioFrame),
+    /// Nothing yet: ask again on the next tick.
+    Pending,
+    /// The reply is over.
+    Done,
+}
 
 /// The instance serving one connection. Calls are serialized by `&mut self`;
 /// after any failed call the instance is dead and every later call fails with
@@ -20,6 +31,8 @@ pub struct HandlerInstance {
     handler: HandlerExports,
     /// The `turns` export, when the component has it.
     turns: Option<TurnsExports>,
+    /// The `replies` export (0.1.2), when the component has it.
+    replies: Option<RepliesExports>,
     wall: Duration,
     dead: bool,
     stats: Arc<ComponentStats>,
@@ -81,9 +94,13 @@ impl HandlerInstance {
                 Some(t) => Some(t.load(&mut store, &instance)?),
                 None => None,
             };
-            Ok((handler, turns))
+            let replies = match &c.replies {
+                Some(r) => Some(r.load(&mut store, &instance)?),
+                None => None,
+            };
+            Ok((handler, turns, replies))
         });
-        let (handler, turns) = match loaded {
+        let (handler, turns, replies) = match loaded {
             Ok(l) => l,
             Err(e) => {
                 c.stats.failed(FailureCause::Instantiate);
@@ -97,6 +114,7 @@ impl HandlerInstance {
             store,
             handler,
             turns,
+            replies,
             wall,
             dead: false,
             stats: c.stats.clone(),
@@ -205,6 +223,52 @@ impl HandlerInstance {
         let f = turns.call_on_interrupt(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-interrupt", r)
+    }
+
+    /// Whether the component exports `replies` (0.1.2).
+    pub fn has_replies(&self) -> bool {
+        self.replies.is_some()
+    }
+
+    /// Call `next-reply`; without the `replies` export, `next-audio` answers it
+    /// (`some` plays, `none` ends the reply), as 0.1.1 defined a reply.
+    pub async fn next_reply(&mut self) -> Result<Reply, CallError> {
+        let Some(replies) = self.replies.clone() else {
+            return Ok(match self.next_audio().await? {
+                Some(frame) => Reply::Audio(frame),
+                None => Reply::Done,
+            });
+        };
+        self.begin()?;
+        let f = replies.call_next_reply(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("next-reply", r).map(|chunk| match chunk {
+            ReplyChunk::Audio(frame) => Reply::Audio(frame),
+            ReplyChunk::Pending => Reply::Pending,
+            ReplyChunk::Done => Reply::Done,
+        })
+    }
+
+    /// Call `on-start`: whether a reply (a greeting) starts now. `false` without `replies`.
+    pub async fn on_start(&mut self) -> Result<bool, CallError> {
+        let Some(replies) = self.replies.clone() else {
+            return Ok(false);
+        };
+        self.begin()?;
+        let f = replies.call_on_start(&mut self.store);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-start", r)
+    }
+
+    /// Call `on-text`: whether a reply to the client's text starts now. `false` without `replies`.
+    pub async fn on_text(&mut self, text: &str) -> Result<bool, CallError> {
+        let Some(replies) = self.replies.clone() else {
+            return Ok(false);
+        };
+        self.begin()?;
+        let f = replies.call_on_text(&mut self.store, text);
+        let r = tokio::time::timeout(self.wall, f).await;
+        self.finish("on-text", r)
     }
 
     fn begin(&mut self) -> Result<(), CallError> {

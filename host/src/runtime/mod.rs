@@ -28,5 +28,5 @@ pub use config::{InstanceLimits, RuntimeConfig};
 pub use engine::Runtime;
 pub use error::{CallError, FailureCause, LoadError};
 pub use events::HostEvent;
-pub use instance::HandlerInstance;
+pub use instance::{HandlerInstance, Reply};
 pub use stats::{CALL_SECONDS_BUCKETS, ComponentStats, FAILURE_CAUSES, StatsSnapshot};
