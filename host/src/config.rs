@@ -79,6 +79,19 @@ pub struct HostConfig {
     /// Video encoding.
     #[serde(default)]
     pub video: VideoEntry,
+    /// The HTTP listener's bounds.
+    #[serde(default)]
+    pub http: HttpEntry,
+}
+
+/// The `[http]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpEntry {
+    /// Most HTTP connections open at once (default 4096); more are closed at accept.
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send its request headers (default 10).
+    pub header_timeout: Option<f64>,
 }
 
 /// The `[video]` table.
@@ -88,6 +101,9 @@ pub struct VideoEntry {
     /// libvpx `cpu-used` of the VP8 sent to clients, -16..=16 (default 16, the
     /// fastest; 14 takes about three times as long; `--bench media` prints time and PSNR).
     pub vp8_cpu_used: Option<i32>,
+    /// Largest client picture decoded, as `[width, height]` (default `[1920, 1080]`):
+    /// a frame announcing more is dropped before decoding and the client warned.
+    pub max_size: Option<[u32; 2]>,
 }
 
 /// The `[breaker]` table: each key absent keeps the default of [`BreakerPolicy`].

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
+use wasmrtc::http::server::ServerLimits;
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::client::{self, Client};
 use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
@@ -65,6 +66,12 @@ enum Command {
         /// better in quality).
         #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-16..=16))]
         vp8_cpu_used: Option<i32>,
+        /// Most HTTP connections open at once (default 4096).
+        #[arg(long)]
+        max_http_connections: Option<usize>,
+        /// Seconds a client has to send its request headers (default 10).
+        #[arg(long)]
+        header_timeout: Option<f64>,
     },
     /// Upload a handler as a new version of one of your streams on a host, and make it
     /// the one new connections get (the stream is created if it does not exist).
@@ -175,11 +182,10 @@ async fn stop_signal() -> &'static str {
 async fn serve_until_stopped(
     http: tokio::net::TcpListener,
     app: axum::Router,
+    limits: ServerLimits,
     lifecycle: Lifecycle,
 ) -> anyhow::Result<()> {
-    let server = axum::serve(http, app)
-        .with_graceful_shutdown(lifecycle.draining())
-        .into_future();
+    let server = wasmrtc::http::server::serve(http, app, limits, lifecycle.draining());
     let mut server = std::pin::pin!(server);
     let signal = tokio::select! {
         r = &mut server => return r.context("the HTTP server failed"),
@@ -229,12 +235,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency_limit,
             time_limit,
             vp8_cpu_used,
+            max_http_connections,
+            header_timeout,
         } => {
             let mut runtime_config = RuntimeConfig::default();
             // (name, component path, prefix, limits)
             let mut entries = Vec::new();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
             let mut vp8_cfg = None;
+            let mut http_cfg = wasmrtc::config::HttpEntry::default();
+            let mut max_size_cfg = None;
             // (data_dir, tenants) when the file declares tenants.
             let mut hosting = None;
             let mut metrics_token = None;
@@ -243,6 +253,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
                 runtime_config.breaker = file.breaker.policy();
                 vp8_cfg = file.video.vp8_cpu_used;
+                max_size_cfg = file.video.max_size;
+                http_cfg = file.http;
                 metrics_token = file
                     .metrics_token_sha256
                     .as_deref()
@@ -289,6 +301,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(cpu_used) = vp8_cpu_used.or(vp8_cfg) {
                 transport = transport.with_vp8_cpu_used(cpu_used);
             }
+            if let Some([w, h]) = max_size_cfg {
+                transport = transport.with_max_picture(w, h);
+            }
+            let mut limits = ServerLimits::default();
+            if let Some(n) = max_http_connections.or(http_cfg.max_connections) {
+                limits.max_connections = n;
+            }
+            if let Some(secs) = header_timeout.or(http_cfg.header_timeout) {
+                anyhow::ensure!(
+                    secs.is_finite() && secs > 0.0,
+                    "header_timeout must be a positive number of seconds"
+                );
+                limits.header_timeout = Duration::from_secs_f64(secs);
+            }
             let mut streams = Vec::new();
             for (name, path, prefix, limits) in entries {
                 let component = runtime
@@ -332,7 +358,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",
                 transport.advertised()
             );
-            serve_until_stopped(http, app, transport.lifecycle().clone()).await?;
+            serve_until_stopped(http, app, limits, transport.lifecycle().clone()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy {

@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::lifecycle::Lifecycle;
 use crate::runtime::{HandlerComponent, StreamSpec};
-use crate::session::{Admission, Command, ConnectionHandle, Connections, Outputs, Slot};
+use crate::session::{
+    Admission, Command, ConnectionHandle, Connections, MaxPicture, Outputs, Slot,
+};
 use crate::transport::UdpMux;
 
 /// Why a stream refused a new connection.
@@ -53,6 +55,8 @@ pub struct Transport {
     pub(crate) lifecycle: Lifecycle,
     /// libvpx `cpu-used` of the VP8 sent to clients (see [`Transport::with_vp8_cpu_used`]).
     pub(crate) vp8_cpu_used: i32,
+    /// The largest client picture decoded (see [`Transport::with_max_picture`]).
+    pub(crate) max_picture: MaxPicture,
 }
 
 impl Transport {
@@ -72,6 +76,7 @@ impl Transport {
             mux,
             lifecycle: Lifecycle::new(),
             vp8_cpu_used: crate::media::Vp8Settings::default().cpu_used,
+            max_picture: crate::session::DEFAULT_MAX_PICTURE,
         })
     }
 
@@ -80,6 +85,17 @@ impl Transport {
     /// media` prints the time and PSNR of each setting. Set it before streams are made.
     pub fn with_vp8_cpu_used(mut self, cpu_used: i32) -> Self {
         self.vp8_cpu_used = cpu_used.clamp(-16, 16);
+        self
+    }
+
+    /// The largest client picture decoded, `width` x `height` in either orientation
+    /// (default 1920x1080): a keyframe announcing more is dropped before decoding and
+    /// the client warned. Sides are kept within 16..=16383.
+    pub fn with_max_picture(mut self, width: u32, height: u32) -> Self {
+        self.max_picture = MaxPicture {
+            width: width.clamp(16, 16383),
+            height: height.clamp(16, 16383),
+        };
         self
     }
 

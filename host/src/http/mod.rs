@@ -5,6 +5,7 @@ mod hooks;
 mod offer;
 pub mod openapi;
 mod reply;
+pub mod server;
 mod telephone;
 mod ui;
 mod websocket;

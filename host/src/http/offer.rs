@@ -11,7 +11,9 @@ use std::time::Instant;
 use super::reply;
 use crate::Stream;
 use crate::runtime::Modality;
+use crate::session::stats::{self, Counter};
 use crate::session::{Command, Core, CoreConfig, HandlerTask, OPUS_RATE, WebRtcSession};
+use crate::session::{EarlyError, MAX_CANDIDATE_BYTES, MAX_CANDIDATES, MAX_ID_BYTES};
 use crate::stream::Refusal;
 use crate::transport::{Peer, TrackKinds};
 
@@ -25,6 +27,9 @@ pub(crate) async fn offer(State(stream): State<Stream>, body: Bytes) -> Response
         Ok(id) => id.to_string(),
         Err(r) => return r,
     };
+    if id.len() > MAX_ID_BYTES {
+        return id_too_long();
+    }
     let kind = match reply::required_str(&body, "type") {
         Ok(t) => t.to_string(),
         Err(r) => return r,
@@ -61,19 +66,54 @@ fn candidate(stream: &Stream, id: &str, candidate: Option<&serde_json::Value>) -
         // End of candidates.
         return reply::success();
     }
+    if line.len() > MAX_CANDIDATE_BYTES {
+        stats::count(Counter::CandidatesRefused);
+        return reply::failed_with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "candidate_too_long",
+            &format!("a candidate line is at most {MAX_CANDIDATE_BYTES} bytes"),
+        );
+    }
     if str0m::Candidate::from_sdp_string(line.trim().trim_start_matches("a=")).is_err() {
         return reply::failed("invalid_candidate_format");
     }
     match stream.inner.connections.get(id) {
+        Some(handle) if !handle.count_candidate() => too_many_candidates(),
         Some(handle) => match handle.commands.try_send(Command::Candidate(line)) {
             Ok(()) => reply::success(),
             Err(_) => reply::failed("connection_closed"),
         },
-        None => {
-            stream.inner.connections.buffer_candidate(id, line);
-            reply::success()
-        }
+        None => match stream.inner.connections.buffer_candidate(id, line) {
+            Ok(()) => reply::success(),
+            Err(EarlyError::TooMany) => too_many_candidates(),
+            Err(e @ EarlyError::Full) => {
+                stats::count(Counter::CandidatesRefused);
+                reply::failed_with(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "candidate_buffer_full",
+                    &format!("{e}: send the offer first"),
+                )
+            }
+        },
     }
+}
+
+fn too_many_candidates() -> Response {
+    stats::count(Counter::CandidatesRefused);
+    reply::failed_with(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_candidates",
+        &format!("a connection may send at most {MAX_CANDIDATES} candidates"),
+    )
+}
+
+/// A client-chosen connection id past [`MAX_ID_BYTES`].
+pub(crate) fn id_too_long() -> Response {
+    reply::failed_with(
+        StatusCode::BAD_REQUEST,
+        "id_too_long",
+        &format!("a connection id is at most {MAX_ID_BYTES} bytes"),
+    )
 }
 
 async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
@@ -119,7 +159,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
     let outputs = handle.outputs.clone();
     let (registration, early) = match inner.connections.register(id, handle) {
         Ok(r) => r,
-        Err(_) => return reply::failed("connection_already_exists"),
+        Err(e) => return reply::failed(e.code()),
     };
     let (mut peer, answer) =
         match Peer::accept(&inner.transport.mux, inner.transport.advertised, sdp) {
@@ -148,6 +188,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         playback_rate: OPUS_RATE,
         time_limit: inner.config.time_limit,
         connect_timeout: inner.config.connect_timeout,
+        replies: component.has_replies(),
     };
     let core = match Core::new(id, config, Instant::now()) {
         Ok(c) => c,
@@ -169,6 +210,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         commands,
         lifecycle: inner.transport.lifecycle.clone(),
         vp8_cpu_used: inner.transport.vp8_cpu_used,
+        max_picture: inner.transport.max_picture,
         registration,
     };
     inner.transport.lifecycle.spawn(session.run());

@@ -199,6 +199,133 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
     nal_types(access_unit).any(|t| t == 5)
 }
 
+/// The picture size the first sequence parameter set (NAL type 7) of an Annex B
+/// access unit announces, before cropping (ITU-T H.264 §7.3.2.1.1), or `None` when
+/// there is none or it does not parse. Read before decoding, so a client cannot make
+/// the decoder allocate a picture larger than the host allows.
+pub fn sps_size(access_unit: &[u8]) -> Option<(u32, u32)> {
+    let start = access_unit
+        .windows(4)
+        .position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)?;
+    // The SPS payload, its emulation-prevention bytes (00 00 03) removed; 64 bytes
+    // hold every field up to the size.
+    let mut rbsp = Vec::with_capacity(64);
+    let mut zeros = 0;
+    for &b in access_unit[start + 4..].iter().take(96) {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        if zeros >= 2 && b <= 1 {
+            break; // the next start code
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        rbsp.push(b);
+    }
+    let mut r = Bits {
+        data: &rbsp,
+        pos: 0,
+    };
+    let profile = r.bits(8)?;
+    r.bits(16)?; // constraint flags, reserved bits, level
+    r.ue()?; // seq_parameter_set_id
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        let chroma_format = r.ue()?;
+        if chroma_format == 3 {
+            r.bits(1)?; // separate_colour_plane_flag
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bits(1)?; // qpprime_y_zero_transform_bypass_flag
+        if r.bits(1)? == 1 {
+            let lists = if chroma_format == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bits(1)? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i64, 8i64);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256) % 256;
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            r.bits(1)?;
+            r.se()?;
+            r.se()?;
+            let cycle = r.ue()?;
+            if cycle > 255 {
+                return None;
+            }
+            for _ in 0..cycle {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bits(1)?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = r.bits(1)?;
+    let height_mbs = height_units * (2 - u64::from(frame_mbs_only));
+    let w = u32::try_from(width_mbs * 16).ok()?;
+    let h = u32::try_from(height_mbs * 16).ok()?;
+    Some((w, h))
+}
+
+/// A big-endian bit reader over an RBSP.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Option<u32> {
+        let byte = self.data.get(self.pos / 8)?;
+        let b = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(u32::from(b))
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0, |acc, _| Some(acc << 1 | self.bit()?))
+    }
+
+    /// Unsigned Exp-Golomb (at most 31 leading zeros).
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let rest = self.bits(zeros)?;
+        Some(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Signed Exp-Golomb.
+    fn se(&mut self) -> Option<i64> {
+        let k = i64::from(self.ue()?);
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+}
+
 /// An H.264 decoder producing I420 pictures.
 pub struct H264Decoder {
     inner: Decoder,
@@ -316,6 +443,19 @@ mod tests {
                 "{xs:?}x{ys:?}: {got:.1} vs {want:.1}"
             );
         }
+    }
+
+    #[test]
+    fn the_sps_tells_the_picture_size_before_decoding() {
+        for (w, h) in [(640, 480), (320, 240), (1280, 720)] {
+            let mut enc = H264Encoder::new(w, h, Settings::default()).unwrap();
+            let units = enc.encode(&pattern(w, h, 0)).unwrap();
+            let key = units.iter().find(|u| is_keyframe(&u.data)).unwrap();
+            // Coded in whole macroblocks: 720 is 45 of them, so exact here.
+            assert_eq!(sps_size(&key.data), Some((w, h)));
+        }
+        assert_eq!(sps_size(&[0, 0, 0, 1, 0x65, 0x88]), None, "no SPS");
+        assert_eq!(sps_size(&[0, 0, 0, 1, 0x67, 0x42]), None, "truncated");
     }
 
     #[test]

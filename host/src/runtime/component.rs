@@ -117,6 +117,12 @@ impl HandlerComponent {
         self.inner.turn_taking.as_ref()
     }
 
+    /// Whether the component exports `replies` (0.1.2): pending turn replies, a
+    /// greeting at start, replies to text.
+    pub fn has_replies(&self) -> bool {
+        self.inner.replies.is_some()
+    }
+
     /// The stream name given at load time.
     pub fn name(&self) -> &str {
         &self.inner.name

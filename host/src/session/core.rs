@@ -65,6 +65,8 @@ pub(crate) const MAX_MARKS: usize = 256;
 /// Most audio one [`Call::NextAudio`] asks for: it asks for what played since the
 /// last ask, so a handler stalled by a slow call refills the queue in one go.
 pub(crate) const MAX_AUDIO_BATCH: Duration = Duration::from_millis(500);
+/// Longest client text passed to a handler's `on-text` (longer text is only echoed).
+pub(crate) const MAX_TEXT_BYTES: usize = 4096;
 /// After a gap longer than this, pacing restarts from now instead of bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
 /// Why the host is closing every connection.
@@ -83,6 +85,10 @@ pub(crate) struct CoreConfig {
     pub(crate) time_limit: Option<Duration>,
     /// A connection that is not up by then is closed.
     pub(crate) connect_timeout: Duration,
+    /// The handler exports `replies` (0.1.2): with turn-taking, it is greeted when the
+    /// connection starts, told the client's text, and `response_starting` waits for
+    /// its reply's first audio.
+    pub(crate) replies: bool,
 }
 
 /// A call for the handler task to make on the connection's instance.
@@ -99,6 +105,14 @@ pub(crate) enum Call {
     /// `next-audio`, repeated until it has returned this much audio or nothing (a
     /// handler behind real time catches up in one call, see [`MAX_AUDIO_BATCH`]).
     NextAudio(Duration),
+    /// `next-reply` during a turn-taking reply, repeated as `NextAudio` is until it
+    /// has returned this much audio, `pending` or `done` (without the `replies`
+    /// export the instance answers it with `next-audio`).
+    NextReply(Duration),
+    /// `on-start`: the connection is up (and has its first inputs): a greeting?
+    Greet,
+    /// `on-text` with the client's text: a reply to it?
+    Text(String),
     /// `on-video` with one client frame.
     Video(VideoFrame),
     /// `next-video`.
@@ -113,7 +127,9 @@ impl Call {
             Call::Audio(_) => CallKind::Audio,
             Call::Utterance(_) => CallKind::Utterance,
             Call::Interrupt => CallKind::Interrupt,
-            Call::NextAudio(_) => CallKind::NextAudio,
+            Call::NextAudio(_) | Call::NextReply(_) => CallKind::NextAudio,
+            Call::Greet => CallKind::Greet,
+            Call::Text(_) => CallKind::Text,
             Call::Video(_) => CallKind::Video,
             Call::NextVideo => CallKind::NextVideo,
         }
@@ -133,8 +149,12 @@ pub(crate) enum CallKind {
     Utterance,
     /// [`Call::Interrupt`].
     Interrupt,
-    /// [`Call::NextAudio`].
+    /// [`Call::NextAudio`] or [`Call::NextReply`] (both answer with audio).
     NextAudio,
+    /// [`Call::Greet`].
+    Greet,
+    /// [`Call::Text`].
+    Text,
     /// [`Call::Video`].
     Video,
     /// [`Call::NextVideo`].
@@ -147,8 +167,7 @@ pub(crate) enum NextAudio {
     /// More audio.
     Frame(AudioFrame),
     /// Nothing now, more may come (a turn reply still being made): ask again on the
-    /// next tick. The WIT surface that returns it comes with outbound services.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// next tick (`next-reply`'s `pending`).
     Pending,
     /// Nothing more (ends a turn reply).
     Done,
@@ -163,6 +182,8 @@ pub(crate) enum Answer {
     Audio(Vec<NextAudio>),
     /// `on-video` / `next-video`'s frame, if any.
     Video(Option<VideoFrame>),
+    /// `on-start` / `on-text`: whether a reply starts now.
+    Began(bool),
 }
 
 /// A finished call: what it returned and the effects of the events it raised (outputs
@@ -293,6 +314,16 @@ pub(crate) struct Core {
     /// A turn reply that has asked and got nothing since then.
     reply_waiting_since: Option<Instant>,
     reply_warned: bool,
+    /// The handler exports `replies`.
+    replies: bool,
+    /// The keys of the warnings [`Core::warn_once`] has sent.
+    warned: std::collections::HashSet<&'static str>,
+    /// The greeting (`on-start`) waits for the connection and its first inputs.
+    greet_due: bool,
+    /// Inputs have been handed to the handler since the connection was made.
+    inputs_set: bool,
+    /// `response_starting` waits for the reply's first audio (`replies` handlers).
+    announce_reply: bool,
     /// Inputs that came while the handler was backlogged.
     inputs_waiting: Option<Vec<Value>>,
     /// The handler closed the stream: play out, then close (by this deadline).
@@ -314,6 +345,7 @@ impl Core {
             Some(t) if audio && takes => Some(Turns::new(t, spec.input_sample_rate)?),
             _ => None,
         };
+        let greet_due = config.replies && turns.is_some();
         Ok(Self {
             id: id.to_string(),
             actions: VecDeque::new(),
@@ -340,6 +372,11 @@ impl Core {
             next_video_due: None,
             reply_waiting_since: None,
             reply_warned: false,
+            replies: config.replies,
+            warned: Default::default(),
+            greet_due,
+            inputs_set: false,
+            announce_reply: false,
             inputs_waiting: None,
             closing: None,
             closed: false,
@@ -427,6 +464,7 @@ impl Core {
             self.next_video_due = Some(now);
         }
         self.handle_timeout(now);
+        self.maybe_greet();
         Ok(())
     }
 
@@ -438,10 +476,34 @@ impl Core {
         }
     }
 
-    /// Text the client sent on its data channel: echoed as FastRTC does.
+    /// Tell the client something went wrong on the host's side of its media (a
+    /// `warning`), once per connection for each `key`.
+    pub(crate) fn warn_once(&mut self, key: &'static str, text: &str) {
+        if !self.closed && self.warned.insert(key) {
+            self.message(messages::warning(text));
+        }
+    }
+
+    /// Text the client sent on its data channel: echoed as FastRTC does, and passed to
+    /// a turn-taking handler that exports `replies` (`on-text`), up to [`MAX_TEXT_BYTES`].
     pub(crate) fn client_text(&mut self, text: &str) {
-        if !self.closed {
-            self.message(messages::echo(text));
+        if self.closed {
+            return;
+        }
+        self.message(messages::echo(text));
+        if !self.replies || self.turns.is_none() || !self.accepting() {
+            return;
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            self.message(messages::warning(&format!(
+                "Text longer than {MAX_TEXT_BYTES} bytes is not passed to the handler."
+            )));
+        } else if self.backlogged() {
+            self.message(messages::warning(
+                "The handler is busy: the text was not passed to it.",
+            ));
+        } else {
+            self.call(Call::Text(text.to_string()));
         }
     }
 
@@ -455,6 +517,21 @@ impl Core {
             self.inputs_waiting = Some(values);
         } else {
             self.call(Call::SetInputs(values));
+            self.inputs_set = true;
+            self.maybe_greet();
+        }
+    }
+
+    /// Greet once the connection is up and, when the handler has inputs, has them
+    /// (FastRTC's `startup_fn` waits for the client's arguments the same way).
+    fn maybe_greet(&mut self) {
+        if self.greet_due
+            && self.connected
+            && self.accepting()
+            && (self.spec.inputs.is_empty() || self.inputs_set)
+        {
+            self.greet_due = false;
+            self.call(Call::Greet);
         }
     }
 
@@ -485,6 +562,7 @@ impl Core {
                 TurnEvent::Interrupted => {
                     self.clear_audio();
                     self.reply_waiting_since = None;
+                    self.announce_reply = false;
                     self.call(Call::Interrupt);
                 }
                 TurnEvent::Utterance(utterance) => {
@@ -587,9 +665,14 @@ impl Core {
                 }
             }
             (CallKind::Utterance, _) => {
-                self.message(messages::response_starting());
+                if self.replies {
+                    self.announce_reply = true;
+                } else {
+                    self.message(messages::response_starting());
+                }
                 self.audio_dry = false;
             }
+            (CallKind::Greet | CallKind::Text, Answer::Began(true)) => self.begin_reply(),
             (CallKind::Video, Answer::Video(frame)) => {
                 if let Some(f) = frame
                     && self.spec.mode == Mode::SendReceive
@@ -703,6 +786,30 @@ impl Core {
         }
     }
 
+    /// A reply the handler started itself (a greeting, a reply to text): one under way
+    /// is cut as a barge-in would cut it.
+    fn begin_reply(&mut self) {
+        let Some(turns) = self.turns.as_mut() else {
+            return;
+        };
+        let cut = turns.is_replying();
+        turns.begin_reply();
+        if cut {
+            self.clear_audio();
+        }
+        self.announce_reply = true;
+        self.audio_dry = false;
+        self.reply_waiting_since = None;
+        self.reply_warned = false;
+    }
+
+    /// `response_starting`, once per reply, when it has its first audio (or ends).
+    fn announce(&mut self) {
+        if std::mem::take(&mut self.announce_reply) {
+            self.message(messages::response_starting());
+        }
+    }
+
     fn clear_audio(&mut self) {
         let Some(out) = self.out.as_mut() else {
             return;
@@ -726,6 +833,7 @@ impl Core {
             NextAudio::Frame(frame) => {
                 self.reply_waiting_since = None;
                 self.audio_dry = false;
+                self.announce();
                 if let Some(out) = self.out.as_mut()
                     && let Err(e) = stats::time(stats::Stage::Codec, || out.playback.push(frame))
                 {
@@ -741,6 +849,7 @@ impl Core {
             NextAudio::Done => {
                 self.audio_dry = true;
                 self.reply_waiting_since = None;
+                self.announce();
                 self.end_of_reply();
             }
         }
@@ -784,7 +893,11 @@ impl Core {
                 .map_or(FRAME, |t| now.saturating_duration_since(t))
                 .clamp(FRAME, MAX_AUDIO_BATCH);
             self.last_audio_ask = Some(now);
-            self.call(Call::NextAudio(want));
+            self.call(if self.turns.is_some() {
+                Call::NextReply(want)
+            } else {
+                Call::NextAudio(want)
+            });
         }
         let idle = self.out.as_ref().is_none_or(|o| o.playback.is_empty());
         if idle
@@ -876,6 +989,7 @@ mod tests {
             playback_rate: RATE,
             time_limit,
             connect_timeout: Duration::from_secs(30),
+            replies: false,
         };
         Core::new("c1", config, t0).unwrap()
     }
@@ -1288,6 +1402,7 @@ mod tests {
             playback_rate: RATE,
             time_limit: None,
             connect_timeout: Duration::from_secs(30),
+            replies: false,
         };
         let mut core = Core::new("c1", config, t0).unwrap();
         core.connected(t0, true, false).unwrap();
@@ -1360,5 +1475,126 @@ mod tests {
         );
         core.set_inputs(vec![Value::Number(0.5)]);
         assert_eq!(calls(&drain(&mut core)), [CallKind::SetInputs]);
+    }
+
+    /// A turn-taking core whose handler exports `replies`, up and asked for nothing.
+    fn replies_core(t0: Instant) -> Core {
+        let config = CoreConfig {
+            spec: spec(Modality::Audio, Mode::SendReceive),
+            turn_taking: Some(TurnTaking {
+                pause_ms: 400,
+                min_speech_ms: 200,
+                max_utterance_ms: 5_000,
+                interruptible: true,
+            }),
+            playback_rate: RATE,
+            time_limit: None,
+            connect_timeout: Duration::from_secs(30),
+            replies: true,
+        };
+        Core::new("c1", config, t0).unwrap()
+    }
+
+    fn reply_asks(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Call(Call::NextReply(_))))
+            .count()
+    }
+
+    #[test]
+    fn a_replies_handler_is_greeted_after_its_first_inputs_and_announces_with_audio() {
+        let t0 = Instant::now();
+        let mut core = replies_core(t0);
+        core.connected(t0, true, false).unwrap();
+        assert!(
+            !calls(&drain(&mut core)).contains(&CallKind::Greet),
+            "the handler has inputs: the greeting waits for them"
+        );
+        core.set_inputs(vec![Value::Number(1.0)]);
+        assert_eq!(
+            calls(&drain(&mut core)),
+            [CallKind::SetInputs, CallKind::Greet]
+        );
+        core.handler_reply(t0, reply(CallKind::SetInputs, Answer::Done));
+        core.handler_reply(t0, reply(CallKind::Greet, Answer::Began(true)));
+        let a = drain(&mut core);
+        assert!(
+            messages(&a).is_empty(),
+            "response_starting waits for the reply's first audio"
+        );
+        assert_eq!(reply_asks(&a), 1, "the greeting's audio is asked at once");
+        core.handler_reply(
+            t0,
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Pending])),
+        );
+        core.handle_timeout(t0 + 20 * MS);
+        assert_eq!(
+            reply_asks(&drain(&mut core)),
+            1,
+            "pending: asked on the tick"
+        );
+        core.handler_reply(
+            t0 + 20 * MS,
+            reply(CallKind::NextAudio, Answer::Audio(vec![NextAudio::Pending])),
+        );
+        assert!(messages(&drain(&mut core)).is_empty());
+        core.handle_timeout(t0 + 40 * MS);
+        assert_eq!(reply_asks(&drain(&mut core)), 1, "pending: asked again");
+        core.handler_reply(
+            t0 + 40 * MS,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(vec![NextAudio::Frame(frame(320)), NextAudio::Pending]),
+            ),
+        );
+        assert_eq!(messages(&drain(&mut core)), [messages::response_starting()]);
+        // Text while the greeting plays: passed on; the reply to it cuts the greeting.
+        core.client_text("what time is it?");
+        let a = drain(&mut core);
+        assert_eq!(messages(&a), [messages::echo("what time is it?")]);
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Call(Call::Text(t)) if t == "what time is it?")),
+            "{a:?}"
+        );
+        core.handler_reply(t0 + 45 * MS, reply(CallKind::Text, Answer::Began(true)));
+        let a = drain(&mut core);
+        assert!(a.iter().any(|x| matches!(x, Action::ClearAudio)), "{a:?}");
+        core.handle_timeout(t0 + 60 * MS);
+        drain(&mut core);
+        core.handler_reply(
+            t0 + 60 * MS,
+            reply(
+                CallKind::NextAudio,
+                Answer::Audio(vec![NextAudio::Frame(frame(320)), NextAudio::Done]),
+            ),
+        );
+        assert_eq!(
+            messages(&drain(&mut core)),
+            [messages::response_starting()],
+            "each reply is announced once"
+        );
+    }
+
+    #[test]
+    fn text_past_the_bound_is_echoed_with_a_warning_and_not_passed_on() {
+        let t0 = Instant::now();
+        let mut core = replies_core(t0);
+        core.connected(t0, true, false).unwrap();
+        drain(&mut core);
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        core.client_text(&long);
+        let a = drain(&mut core);
+        assert!(calls(&a).is_empty(), "{:?}", calls(&a));
+        let m = messages(&a);
+        assert_eq!(m[0], messages::echo(&long));
+        assert!(m[1].contains("longer than 4096 bytes"), "{m:?}");
+        // A handler without `replies` is not told the client's text at all.
+        let mut plain = core_with(spec(Modality::Audio, Mode::SendReceive), None, t0);
+        plain.connected(t0, true, false).unwrap();
+        drain(&mut plain);
+        plain.client_text("hi");
+        assert!(!calls(&drain(&mut plain)).contains(&CallKind::Text));
     }
 }

@@ -22,7 +22,7 @@ use super::core::{Answer, Call, CallKind, MAX_IN_FLIGHT, NextAudio, Reply};
 use super::effects;
 use super::registry::Outputs;
 use super::stats::{self, Stage};
-use crate::runtime::{CallError, HandlerInstance, StreamSpec};
+use crate::runtime::{self, CallError, HandlerInstance, StreamSpec};
 
 /// The session's end of its handler task.
 pub(crate) struct HandlerTask {
@@ -112,27 +112,51 @@ async fn make(instance: &mut HandlerInstance, call: Call) -> Result<Answer, Call
             instance.on_interrupt().await?;
             Answer::Done
         }
-        Call::NextAudio(want) => {
-            let mut answers = Vec::new();
-            let mut got = Duration::ZERO;
-            while got < want && answers.len() < MAX_AUDIO_CALLS {
-                let Some(frame) = instance.next_audio().await? else {
-                    answers.push(NextAudio::Done);
-                    break;
-                };
-                let per_second = u64::from(frame.sample_rate) * u64::from(frame.channels.max(1));
-                if let Some(us) = (frame.samples.len() as u64 * 1_000_000).checked_div(per_second) {
-                    got += Duration::from_micros(us);
-                }
-                let empty = frame.samples.is_empty();
-                answers.push(NextAudio::Frame(frame));
-                if empty {
-                    break;
-                }
-            }
-            Answer::Audio(answers)
-        }
+        Call::NextAudio(want) => Answer::Audio(audio_batch(instance, want, false).await?),
+        Call::NextReply(want) => Answer::Audio(audio_batch(instance, want, true).await?),
+        Call::Greet => Answer::Began(instance.on_start().await?),
+        Call::Text(text) => Answer::Began(instance.on_text(&text).await?),
         Call::Video(frame) => Answer::Video(instance.on_video(&frame).await?),
         Call::NextVideo => Answer::Video(instance.next_video().await?),
     })
+}
+
+/// Ask `next-audio` (or, for a turn reply, `next-reply`) until it has returned `want`
+/// of audio, said there is no more ([`NextAudio::Done`]) or none yet
+/// ([`NextAudio::Pending`]), or [`MAX_AUDIO_CALLS`] calls were made.
+async fn audio_batch(
+    instance: &mut HandlerInstance,
+    want: Duration,
+    reply: bool,
+) -> Result<Vec<NextAudio>, CallError> {
+    let mut answers = Vec::new();
+    let mut got = Duration::ZERO;
+    while got < want && answers.len() < MAX_AUDIO_CALLS {
+        let next = if reply {
+            match instance.next_reply().await? {
+                runtime::Reply::Audio(frame) => Some(frame),
+                runtime::Reply::Pending => {
+                    answers.push(NextAudio::Pending);
+                    break;
+                }
+                runtime::Reply::Done => None,
+            }
+        } else {
+            instance.next_audio().await?
+        };
+        let Some(frame) = next else {
+            answers.push(NextAudio::Done);
+            break;
+        };
+        let per_second = u64::from(frame.sample_rate) * u64::from(frame.channels.max(1));
+        if let Some(us) = (frame.samples.len() as u64 * 1_000_000).checked_div(per_second) {
+            got += Duration::from_micros(us);
+        }
+        let empty = frame.samples.is_empty();
+        answers.push(NextAudio::Frame(frame));
+        if empty {
+            break;
+        }
+    }
+    Ok(answers)
 }

@@ -27,6 +27,10 @@ pub use admission::{Admission, LimitReached, Slot};
 pub(crate) use audio::OPUS_RATE;
 pub(crate) use core::{Core, CoreConfig};
 pub(crate) use handler_task::HandlerTask;
-pub use registry::{Command, ConnectionHandle, Connections, Outputs};
+pub use registry::{
+    Command, ConnectionHandle, Connections, EARLY_BYTES, EarlyError, MAX_CANDIDATE_BYTES,
+    MAX_CANDIDATES, MAX_ID_BYTES, Outputs, RegisterError,
+};
+pub use video::{DEFAULT_MAX_PICTURE, MaxPicture};
 pub(crate) use webrtc::WebRtcSession;
 pub(crate) use websocket::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};

@@ -8,6 +8,7 @@
 //! registered, and to each one registered afterwards as it is.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ pub struct ConnectionHandle {
     /// The spec the connection's handler instance was made with: its inputs are
     /// checked against this, not the stream's current one (a hot swap changes that).
     pub spec: Arc<StreamSpec>,
+    /// Candidates the client has sent this connection (early ones included), at most
+    /// [`MAX_CANDIDATES`].
+    pub candidates: Arc<AtomicUsize>,
 }
 
 impl ConnectionHandle {
@@ -60,8 +64,19 @@ impl ConnectionHandle {
             outputs,
             inputs: Arc::new(tokio::sync::Mutex::new(spec::default_values(spec))),
             spec: Arc::new(spec.clone()),
+            candidates: Arc::new(AtomicUsize::new(0)),
         };
         (handle, rx)
+    }
+
+    /// Count one more trickled candidate: `false` once the connection has had
+    /// [`MAX_CANDIDATES`].
+    pub fn count_candidate(&self) -> bool {
+        self.candidates
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_CANDIDATES).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Set named inputs (others keep their values), checked against the connection's
@@ -130,15 +145,25 @@ fn tell_shutdown(commands: &mpsc::Sender<Command>) {
     }
 }
 
-/// Early candidates kept per unknown id, and for how long.
-const EARLY_CANDIDATES: usize = 32;
+/// Longest connection id (`webrtc_id`, `websocket_id`, `streamSid`) a client may choose.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest trickled candidate line.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+/// Most candidates one connection may trickle (those sent before its offer included).
+pub const MAX_CANDIDATES: usize = 32;
+/// Early candidates are kept this long for an offer that has not come yet.
 const EARLY_TTL: Duration = Duration::from_secs(30);
+/// Most ids with early candidates per stream.
 const EARLY_IDS: usize = 1024;
+/// Most bytes of early candidates per stream (ids and lines).
+pub const EARLY_BYTES: usize = 1 << 20;
 
 #[derive(Default)]
 struct Inner {
     live: HashMap<String, ConnectionHandle>,
     early: HashMap<String, (Instant, Vec<String>)>,
+    /// Bytes held in `early`.
+    early_bytes: usize,
 }
 
 /// The connections of one stream.
@@ -174,10 +199,37 @@ impl OnShutdown for Shared {
     }
 }
 
-/// The id is already in use.
+/// Why a connection was not registered.
 #[derive(Debug, thiserror::Error)]
-#[error("connection already exists")]
-pub struct AlreadyExists;
+pub enum RegisterError {
+    /// The id is already in use.
+    #[error("connection already exists")]
+    AlreadyExists,
+    /// The id is longer than [`MAX_ID_BYTES`].
+    #[error("connection id longer than {MAX_ID_BYTES} bytes")]
+    IdTooLong,
+}
+
+impl RegisterError {
+    /// The client-facing error code (`meta.error`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegisterError::AlreadyExists => "connection_already_exists",
+            RegisterError::IdTooLong => "id_too_long",
+        }
+    }
+}
+
+/// Why an early candidate was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum EarlyError {
+    /// The id already has [`MAX_CANDIDATES`] waiting.
+    #[error("too many candidates for this connection")]
+    TooMany,
+    /// The stream holds [`EARLY_BYTES`] or `EARLY_IDS` ids of early candidates.
+    #[error("too many candidates are waiting for their offers")]
+    Full,
+}
 
 impl Connections {
     /// Connections that `lifecycle` reaches on shutdown: each live one, and each
@@ -223,16 +275,23 @@ impl Connections {
 
     /// Register a new connection, returning the candidates that arrived before it.
     /// While the host is draining, the connection is sent [`Command::Shutdown`] at once.
-    pub fn insert(&self, id: &str, handle: ConnectionHandle) -> Result<Vec<String>, AlreadyExists> {
+    pub fn insert(&self, id: &str, handle: ConnectionHandle) -> Result<Vec<String>, RegisterError> {
+        if id.len() > MAX_ID_BYTES {
+            return Err(RegisterError::IdTooLong);
+        }
         let commands = handle.commands.clone();
+        let candidates = handle.candidates.clone();
         let early = {
             let mut inner = self.lock();
             if inner.live.contains_key(id) {
-                return Err(AlreadyExists);
+                return Err(RegisterError::AlreadyExists);
             }
             inner.live.insert(id.to_string(), handle);
-            inner.early.remove(id).map(|(_, c)| c).unwrap_or_default()
+            let early = inner.early.remove(id).map(|(_, c)| c).unwrap_or_default();
+            inner.early_bytes -= early_size(id, &early);
+            early
         };
+        candidates.store(early.len(), Ordering::Relaxed);
         // Checked after the insert: either the shutdown's walk saw this connection,
         // or draining was already set when the walk had started and is seen here.
         if self
@@ -252,7 +311,7 @@ impl Connections {
         &self,
         id: &str,
         handle: ConnectionHandle,
-    ) -> Result<(Registration, Vec<String>), AlreadyExists> {
+    ) -> Result<(Registration, Vec<String>), RegisterError> {
         let early = self.insert(id, handle)?;
         let guard = Registration {
             connections: self.clone(),
@@ -266,23 +325,48 @@ impl Connections {
         self.lock().live.remove(id);
     }
 
-    /// Keep a candidate for an id whose offer has not arrived yet.
-    pub fn buffer_candidate(&self, id: &str, candidate: String) {
-        let mut inner = self.lock();
+    /// Keep a candidate for an id whose offer has not arrived yet (ids and lines are
+    /// bounded by the caller: [`MAX_ID_BYTES`], [`MAX_CANDIDATE_BYTES`]).
+    pub fn buffer_candidate(&self, id: &str, candidate: String) -> Result<(), EarlyError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let now = Instant::now();
+        let mut freed = 0;
+        inner.early.retain(|id, (at, list)| {
+            let keep = now.duration_since(*at) < EARLY_TTL;
+            if !keep {
+                freed += early_size(id, list);
+            }
+            keep
+        });
+        inner.early_bytes -= freed;
+        let known = inner.early.get(id);
+        if known.is_some_and(|(_, list)| list.len() >= MAX_CANDIDATES) {
+            return Err(EarlyError::TooMany);
+        }
+        let cost = candidate.len() + if known.is_none() { id.len() } else { 0 };
+        if (known.is_none() && inner.early.len() >= EARLY_IDS)
+            || inner.early_bytes + cost > EARLY_BYTES
+        {
+            return Err(EarlyError::Full);
+        }
+        inner.early_bytes += cost;
         inner
             .early
-            .retain(|_, (at, _)| now.duration_since(*at) < EARLY_TTL);
-        if inner.early.len() >= EARLY_IDS && !inner.early.contains_key(id) {
-            return;
-        }
-        let (_, list) = inner
-            .early
             .entry(id.to_string())
-            .or_insert_with(|| (now, Vec::new()));
-        if list.len() < EARLY_CANDIDATES {
-            list.push(candidate);
-        }
+            .or_insert_with(|| (now, Vec::new()))
+            .1
+            .push(candidate);
+        Ok(())
+    }
+}
+
+/// What an id's early candidates count against [`EARLY_BYTES`].
+fn early_size(id: &str, list: &[String]) -> usize {
+    if list.is_empty() {
+        0
+    } else {
+        id.len() + list.iter().map(String::len).sum::<usize>()
     }
 }
 

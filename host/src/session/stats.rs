@@ -53,14 +53,15 @@ pub enum Counter {
     VideoDecodeDropped,
     /// Handler video frames not encoded because a newer one replaced them.
     VideoEncodeDropped,
+    /// HTTP connections closed at accept: the listener's connection cap was reached.
+    HttpConnectionsRefused,
+    /// Trickled candidates refused (too long, too many, or the early buffer full).
+    CandidatesRefused,
+    /// Client video frames announcing a picture over the stream's maximum size.
+    VideoTooLarge,
 }
 
-static COUNTS: [AtomicU64; 4] = [
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-];
+static COUNTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

@@ -169,9 +169,12 @@ impl Turns {
         true
     }
 
-    /// Enter a reply as if an utterance had just ended (tests of the session core).
-    #[cfg(test)]
+    /// Enter a reply as if an utterance had just ended: a greeting, a reply to text.
     pub(crate) fn begin_reply(&mut self) {
+        // Whatever the caller had begun to say is not this reply's question.
+        self.utterance.clear();
+        self.onset = None;
+        self.silence_ms = 0;
         self.phase = Phase::Replying { asking: true };
     }
 

@@ -53,12 +53,38 @@ pub(crate) fn codec_of(codec: str0m::format::Codec) -> Option<VideoCodec> {
     }
 }
 
+/// The largest client picture decoded by default (either orientation).
+pub const DEFAULT_MAX_PICTURE: MaxPicture = MaxPicture {
+    width: 1920,
+    height: 1080,
+};
+
+/// The largest client picture a stream decodes: a picture fits when its longer side
+/// fits the longer side here and its area fits this area (so portrait fits too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPicture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl MaxPicture {
+    /// Whether a `width` x `height` picture fits.
+    pub fn fits(&self, width: u32, height: u32) -> bool {
+        width.max(height) <= self.width.max(self.height)
+            && u64::from(width) * u64::from(height)
+                <= u64::from(self.width) * u64::from(self.height)
+    }
+}
+
 /// Client video to handler frames.
 pub(crate) struct VideoIn {
     /// The decoder of the codec the client sends, made on its first frame.
     decoder: Option<VideoDecoder>,
     format: PixelFormat,
     waiting_keyframe: bool,
+    max: MaxPicture,
 }
 
 /// What one received frame gave.
@@ -69,14 +95,23 @@ pub(crate) enum Decoded {
     Nothing,
     /// The decoder lost track: ask the sender for a keyframe.
     NeedKeyframe,
+    /// A keyframe announcing a picture larger than the stream's maximum: dropped
+    /// before decoding (the decoder then waits for another keyframe).
+    TooLarge {
+        /// Width it announced.
+        width: u32,
+        /// Height it announced.
+        height: u32,
+    },
 }
 
 impl VideoIn {
-    pub(crate) fn new(format: PixelFormat) -> Self {
+    pub(crate) fn new(format: PixelFormat, max: MaxPicture) -> Self {
         Self {
             decoder: None,
             format,
             waiting_keyframe: true,
+            max,
         }
     }
 
@@ -100,8 +135,28 @@ impl VideoIn {
         if self.waiting_keyframe && !key {
             return Ok(Decoded::NeedKeyframe);
         }
+        if key {
+            // The size is read from the bitstream's header before the decoder sees it;
+            // a keyframe whose size cannot be read is left to the decoder (and the
+            // decoded picture is checked again below).
+            let size = match codec {
+                VideoCodec::Vp8 => media::vp8::keyframe_size(data),
+                VideoCodec::H264 => media::h264::sps_size(data),
+            };
+            if let Some((width, height)) = size.filter(|&(w, h)| !self.max.fits(w, h)) {
+                self.waiting_keyframe = true;
+                return Ok(Decoded::TooLarge { width, height });
+            }
+        }
         let decoder = self.decoder.as_mut().expect("made above");
         Ok(match decoder.decode(data, timestamp_us) {
+            Ok(Some(p)) if !self.max.fits(p.width, p.height) => {
+                self.waiting_keyframe = true;
+                Decoded::TooLarge {
+                    width: p.width,
+                    height: p.height,
+                }
+            }
             Ok(Some(p)) => {
                 self.waiting_keyframe = false;
                 match p.convert(to_media(self.format)) {

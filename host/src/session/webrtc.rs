@@ -17,7 +17,7 @@ use super::core::{Action, CloseReason, Core};
 use super::handler_task::HandlerTask;
 use super::registry::{Command, Registration};
 use super::stats::{self, Counter, Stage};
-use super::video::{Decoded, VideoIn, VideoOut, codec_of, offload};
+use super::video::{Decoded, MaxPicture, VideoIn, VideoOut, codec_of, offload};
 use crate::lifecycle::Lifecycle;
 use crate::media::{MediaError, VideoCodec};
 use crate::runtime::{Modality, Mode, StreamSpec, VideoFrame};
@@ -59,6 +59,8 @@ pub(crate) struct WebRtcSession {
     pub(crate) lifecycle: Lifecycle,
     /// libvpx speed of outgoing VP8 (the host's setting).
     pub(crate) vp8_cpu_used: i32,
+    /// The largest client picture decoded (the host's setting).
+    pub(crate) max_picture: MaxPicture,
     /// Dropped when the session ends, on every path.
     pub(crate) registration: Registration,
 }
@@ -191,7 +193,7 @@ impl WebRtcSession {
             },
             audio_out: None,
             video_in: (s.modality != Modality::Audio && takes).then(|| VideoInPipe {
-                decoder: Arc::new(Mutex::new(VideoIn::new(s.video_format))),
+                decoder: Arc::new(Mutex::new(VideoIn::new(s.video_format, self.max_picture))),
                 backlog: VecDeque::new(),
                 job: None,
                 gap: false,
@@ -300,6 +302,17 @@ impl WebRtcSession {
             Some(Ok(Decoded::Frame(frame))) => self.core.client_video(frame),
             Some(Ok(Decoded::Nothing)) => {}
             Some(Ok(Decoded::NeedKeyframe)) => self.peer.request_keyframe(),
+            Some(Ok(Decoded::TooLarge { width, height })) => {
+                stats::count(Counter::VideoTooLarge);
+                let max = self.max_picture;
+                self.core.warn_once(
+                    "video_size",
+                    &format!(
+                        "Video of {width}x{height} is larger than this host decodes ({}x{}): send a smaller picture.",
+                        max.width, max.height
+                    ),
+                );
+            }
             Some(Err(e)) => tracing::debug!(connection = %self.id, "no video decoder: {e}"),
             None => {
                 // The pool refused the job: the frame is lost, start over at a keyframe.

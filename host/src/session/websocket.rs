@@ -51,7 +51,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Longest connection id accepted (`websocket_id` or `streamSid`).
-const MAX_ID: usize = 256;
+const MAX_ID: usize = super::registry::MAX_ID_BYTES;
 /// Twilio Media Streams carry 8 kHz μ-law.
 const TELEPHONE_RATE: u32 = 8_000;
 
@@ -648,14 +648,17 @@ where
         };
         let (handle, commands) = self.stream.new_handle(&spec);
         let outputs = handle.outputs.clone();
-        let Ok((registration, _)) = inner.connections.register(&id, handle) else {
-            self.tx
-                .text(r#"{"status":"failed","meta":{"error":"connection_already_exists"}}"#.into())
-                .await?;
-            return Err(End::Close(
-                close::NORMAL,
-                "connection already exists".into(),
-            ));
+        let registration = match inner.connections.register(&id, handle) {
+            Ok((registration, _)) => registration,
+            Err(e) => {
+                self.tx
+                    .text(format!(
+                        r#"{{"status":"failed","meta":{{"error":"{}"}}}}"#,
+                        e.code()
+                    ))
+                    .await?;
+                return Err(End::Close(close::NORMAL, e.to_string()));
+            }
         };
         let instance = match component.instantiate(&id).await {
             Ok(i) => i,
@@ -679,6 +682,7 @@ where
             playback_rate: wire.out_rate,
             time_limit: self.stream.config().time_limit,
             connect_timeout: self.stream.config().connect_timeout,
+            replies: component.has_replies(),
         };
         let now = Instant::now();
         let mut core = match Core::new(&id, config, now) {

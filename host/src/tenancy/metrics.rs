@@ -15,6 +15,7 @@
 //! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
+//! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`) |
 //!
 //! Streams of the configuration file appear with `tenant=""`. Counters of a stream
 //! start at zero when the host starts. With `metrics_token_sha256` in the host's
@@ -296,6 +297,19 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
         ]
         .into_iter()
         .map(|(kind, c)| format!("{{kind=\"{kind}\"}} {}", counted(c)))
+        .collect(),
+    );
+    family(
+        "wasmrtc_client_refused_total",
+        "counter",
+        "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size).",
+        [
+            ("http_connections", Counter::HttpConnectionsRefused),
+            ("candidates", Counter::CandidatesRefused),
+            ("video_size", Counter::VideoTooLarge),
+        ]
+        .into_iter()
+        .map(|(reason, c)| format!("{{reason=\"{reason}\"}} {}", counted(c)))
         .collect(),
     );
     out
