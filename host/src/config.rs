@@ -27,7 +27,7 @@
 //! max_streams = 10
 //! ```
 //!
-//! `metrics_token_sha256 = "…"` makes `/metrics` (served with tenants) ask for
+//! `metrics_token_sha256 = "…"` makes `/metrics` ask for
 //! `Authorization: Bearer <token>`.
 //!
 //! A `[breaker]` table sets when new connections to a component whose instances keep

@@ -353,6 +353,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     registry.protect_metrics(token);
                 }
                 app = app.merge(registry.router(&streams));
+            } else {
+                app = app.merge(wasmrtc::tenancy::metrics::static_routes(
+                    streams.clone(),
+                    metrics_token,
+                ));
             }
             eprintln!(
                 "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",

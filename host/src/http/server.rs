@@ -5,19 +5,21 @@
 //! and sends a byte of header now and then (slowloris) would hold them all. Here a
 //! connection over [`ServerLimits::max_connections`] is closed as soon as it is
 //! accepted, and one whose headers are not complete within
-//! [`ServerLimits::header_timeout`] is closed by hyper (HTTP/1) or never gets a
-//! stream served (HTTP/2 keeps its own flow-control bounds).
+//! [`ServerLimits::header_timeout`] is closed by hyper — a silent one too, and an
+//! idle keep-alive one. HTTP/1.1 only (browsers speak HTTP/2 only over TLS, which a
+//! proxy in front terminates).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::session::stats::{self, Counter};
 
@@ -27,7 +29,9 @@ pub struct ServerLimits {
     /// Most TCP connections open at once (WebSockets, once upgraded, no longer count:
     /// the stream's concurrency limit bounds them).
     pub max_connections: usize,
-    /// A connection must send its request headers within this.
+    /// A connection must send each request's headers within this, counted from when
+    /// the server starts waiting for them (so an idle keep-alive connection is closed
+    /// after this too).
     pub header_timeout: Duration,
 }
 
@@ -40,8 +44,9 @@ impl Default for ServerLimits {
     }
 }
 
-/// Serve `app` on `listener` until `stop` resolves, then stop accepting and wait for
-/// the requests under way (the caller bounds that wait).
+/// Serve `app` over HTTP/1.1 on `listener` until `stop` resolves, then stop
+/// accepting, let each connection finish the request under way, and return once
+/// every one has (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -49,10 +54,10 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    let tasks = TaskTracker::new();
+    let stopping = CancellationToken::new();
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let mut stop = std::pin::pin!(stop);
@@ -78,17 +83,32 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let stopping = stopping.clone();
+        tasks.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = stopping.cancelled() => None,
+            };
+            let result = match ended {
+                Some(r) => r,
+                None => {
+                    // Finish the request under way, take no more.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, "HTTP connection ended: {e}");
             }
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
     Ok(())
 }

@@ -32,21 +32,52 @@ use axum::routing::get;
 
 use super::api::{ApiError, bearer_token};
 use super::registry::{Registry, Totals};
+use super::tenants::TokenHash;
 use crate::Stream;
 use crate::runtime::CALL_SECONDS_BUCKETS;
 
-/// The `/metrics` route.
-pub fn routes(registry: Registry, statics: Vec<(String, Stream)>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .with_state((registry, statics))
+/// What `/metrics` reads: the hosted streams (when the host has tenants), the
+/// streams served from files, and the token a scraper must present.
+#[derive(Clone)]
+struct Scrape {
+    registry: Option<Registry>,
+    statics: Vec<(String, Stream)>,
+    token: Option<TokenHash>,
 }
 
-async fn metrics(
-    State((registry, statics)): State<(Registry, Vec<(String, Stream)>)>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(expected) = registry.metrics_token() {
+/// The `/metrics` route of a host with tenants (the token is the one
+/// [`Registry::protect_metrics`] set).
+pub fn routes(registry: Registry, statics: Vec<(String, Stream)>) -> Router {
+    scrape_routes(Scrape {
+        registry: Some(registry),
+        statics,
+        token: None,
+    })
+}
+
+/// The `/metrics` route of a host serving streams from files only.
+pub fn static_routes(statics: Vec<(String, Stream)>, token: Option<TokenHash>) -> Router {
+    scrape_routes(Scrape {
+        registry: None,
+        statics,
+        token,
+    })
+}
+
+fn scrape_routes(scrape: Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(scrape)
+}
+
+async fn metrics(State(scrape): State<Scrape>, headers: HeaderMap) -> Response {
+    let expected = scrape.token.or_else(|| {
+        scrape
+            .registry
+            .as_ref()
+            .and_then(|r| r.metrics_token().copied())
+    });
+    if let Some(expected) = expected {
         let allowed = bearer_token(&headers)
             .map_err(str::to_string)
             .and_then(|token| {
@@ -65,7 +96,7 @@ async fn metrics(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&registry, &statics),
+        render(scrape.registry.as_ref(), &scrape.statics),
     )
         .into_response()
 }
@@ -88,7 +119,7 @@ struct Row {
 }
 
 /// The exposition text.
-pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
+pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> String {
     let mut rows: Vec<Row> = statics
         .iter()
         .map(|(_, s)| {
@@ -104,7 +135,8 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
             }
         })
         .collect();
-    rows.extend(registry.list(None).iter().map(|l| {
+    let hosted = registry.map(|r| r.list(None)).unwrap_or_default();
+    rows.extend(hosted.iter().map(|l| {
         Row {
             tenant: l.tenant().name().to_string(),
             stream: l.name().to_string(),
@@ -231,7 +263,9 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
             .map(|r| format!("{{{}}} {}", labels(r), r.totals.memory_peak))
             .collect(),
     );
-    let tenants: Vec<_> = registry.tenants().iter().cloned().collect();
+    let tenants: Vec<_> = registry
+        .map(|r| r.tenants().iter().cloned().collect())
+        .unwrap_or_default();
     family(
         "wasmrtc_tenant_connections_active",
         "gauge",
@@ -265,7 +299,7 @@ pub fn render(registry: &Registry, statics: &[(String, Stream)]) -> String {
             .map(|t| format!("{{tenant=\"{}\"}} {}", esc(t.name()), t.admission.refused()))
             .collect(),
     );
-    let uploads = registry.uploads();
+    let uploads = registry.map(Registry::uploads).unwrap_or_default();
     family(
         "wasmrtc_uploads_total",
         "counter",

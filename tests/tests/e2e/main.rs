@@ -1,6 +1,7 @@
 //! wasmrtc end-to-end tests: one binary, one module per area.
 
 mod api;
+mod attacks;
 mod browser;
 mod handlers;
 mod hostile;

@@ -1,0 +1,299 @@
+//! Hostile clients against a real `wasmrtc serve`: each attack meets its stated bound
+//! (the README's limits table), gets a clear error, and a live echo stream on the
+//! same host keeps its audio rate throughout.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer, poll_until};
+use wasmrtc_tests::{HostProcess, guests, start_host};
+
+/// Resident set size of a process, in bytes.
+fn rss_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// A live echo connection and how many audio packets it had when measuring began.
+struct Witness {
+    peer: TestPeer,
+    packets: usize,
+    since: Instant,
+}
+
+impl Witness {
+    async fn connect(base: &str) -> Self {
+        let peer = TestPeer::connect(base, PeerOptions::new(Media::SendRecv, Media::None))
+            .await
+            .unwrap_or_else(|e| panic!("connect the witness: {e:#}"));
+        assert!(
+            peer.wait_audio(48_000, Duration::from_secs(20)).await,
+            "the witness gets its echo"
+        );
+        Self {
+            packets: peer.audio_packets(),
+            since: Instant::now(),
+            peer,
+        }
+    }
+
+    /// The witness kept at least 40 of its 50 packets a second while the attack ran.
+    fn assert_kept_its_rate(&self, attack: &str) {
+        let secs = self.since.elapsed().as_secs_f64();
+        let got = self.peer.audio_packets() - self.packets;
+        let rate = got as f64 / secs;
+        eprintln!("witness during {attack}: {got} audio packets in {secs:.1} s ({rate:.1}/s)");
+        assert!(
+            rate >= 40.0,
+            "{attack}: the witness fell to {rate:.1} packets/s"
+        );
+    }
+}
+
+fn start(extra: &[&str]) -> HostProcess {
+    let mut args = vec!["serve", guests::ECHO, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    start_host(args)
+}
+
+/// A candidate line that parses, `len` bytes long (a long foundation).
+fn candidate_line(len: usize) -> String {
+    let tail = " 1 udp 2122260223 192.0.2.1 50000 typ host";
+    let foundation = "f".repeat(len - "candidate:".len() - tail.len());
+    format!("candidate:{foundation}{tail}")
+}
+
+fn candidate_body(id: &str, line: &str) -> serde_json::Value {
+    json!({
+        "type": "ice-candidate",
+        "webrtc_id": id,
+        "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidate_floods_meet_their_bounds_and_host_memory_stays_flat() {
+    let host = start(&[]);
+    let base = host.base.clone();
+    let witness = Witness::connect(&base).await;
+    let pid = host.child.id();
+    let before = rss_of(pid);
+
+    // An id past 256 bytes, a line past 1 KiB: refused with their causes.
+    let (status, reply) = peer::post_offer(
+        &base,
+        &candidate_body(&"i".repeat(257), &candidate_line(100)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, reply["meta"]["error"].as_str()),
+        (400, Some("id_too_long")),
+        "{reply}"
+    );
+    let (status, reply) =
+        peer::post_offer(&base, &candidate_body("long-line", &"x".repeat(200_000)))
+            .await
+            .unwrap();
+    assert_eq!(
+        (status, reply["meta"]["error"].as_str()),
+        (413, Some("candidate_too_long")),
+        "{reply}"
+    );
+
+    // One id: 32 candidates are kept for its offer, the 33rd is refused.
+    for i in 0..32 {
+        let (status, reply) =
+            peer::post_offer(&base, &candidate_body("early", &candidate_line(200)))
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "candidate {i}: {reply}");
+    }
+    let (status, reply) = peer::post_offer(&base, &candidate_body("early", &candidate_line(200)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, reply["meta"]["error"].as_str()),
+        (429, Some("too_many_candidates")),
+        "{reply}"
+    );
+
+    // Many ids with the longest lines: the stream's 1 MiB of early candidates fills,
+    // then each further one is refused as the buffer being full.
+    let client = reqwest::Client::new();
+    let url = format!("{base}/webrtc/offer");
+    let line = candidate_line(1024);
+    let mut kept = 0usize;
+    let mut full = 0usize;
+    for i in 0..4000 {
+        let r = client
+            .post(&url)
+            .json(&candidate_body(&format!("flood-{i}"), &line))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => kept += 1,
+            503 => {
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(body["meta"]["error"], "candidate_buffer_full", "{body}");
+                full += 1;
+            }
+            s => panic!("candidate {i}: unexpected {s}"),
+        }
+    }
+    eprintln!("early candidates: {kept} kept, {full} refused as full");
+    assert!(kept * 1024 <= 1 << 20, "{kept} lines of 1 KiB were kept");
+    assert!(full > 0, "the early buffer never filled");
+
+    let grown = rss_of(pid).saturating_sub(before);
+    eprintln!("host RSS grew {} KiB over the flood", grown / 1024);
+    assert!(grown < 24 << 20, "host RSS grew {} MiB", grown >> 20);
+
+    // A live connection may trickle at most 32 candidates.
+    let id = witness.peer.webrtc_id().to_string();
+    let mut refused = None;
+    for i in 0..40 {
+        let (status, reply) = peer::post_offer(&base, &candidate_body(&id, &candidate_line(120)))
+            .await
+            .unwrap();
+        if status != 200 {
+            refused = Some((i, status, reply));
+            break;
+        }
+    }
+    let (i, status, reply) = refused.expect("a live connection took 40 candidates");
+    assert!(i <= 32, "refused only at candidate {i}");
+    assert_eq!(
+        (status, reply["meta"]["error"].as_str()),
+        (429, Some("too_many_candidates"))
+    );
+
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("wasmrtc_client_refused_total{reason=\"candidates\"}"))
+        .unwrap_or_else(|| panic!("no candidates counter in {metrics}"));
+    let counted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(counted as usize >= full + 3, "{line}");
+    witness.assert_kept_its_rate("the candidate flood");
+}
+
+/// Whether the server closed `conn` (EOF or reset) within `within`.
+fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or 400 before the close is fine: keep reading to the EOF.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_capped_and_closed_at_the_header_timeout() {
+    let host = start(&["--header-timeout", "2", "--max-http-connections", "64"]);
+    let base = host.base.clone();
+    let witness = Witness::connect(&base).await;
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // 300 connections: every other one sends an unfinished request head, the rest
+    // send nothing at all.
+    let mut conns: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    for c in conns.iter_mut().step_by(2) {
+        let _ = c.write_all(b"GET /spec HTTP/1.1\r\nHost: attacker\r\nX-Slow: ");
+    }
+    // Over the cap: closed at once (the first 64 may include the witness's offer,
+    // long done, so at least 300 - 64 are refused).
+    let t0 = Instant::now();
+    let mut over = 0;
+    for c in &mut conns {
+        if closed_within(c, Duration::from_millis(5)) {
+            over += 1;
+        }
+    }
+    eprintln!(
+        "{over} of {} slow connections closed at accept",
+        conns.len()
+    );
+    assert!(
+        over >= 300 - 64,
+        "only {over} connections past the cap were closed"
+    );
+    // The rest keep dripping a byte now and then; the header timeout closes them all.
+    let mut open: Vec<TcpStream> = conns
+        .into_iter()
+        .filter_map(|mut c| (!closed_within(&mut c, Duration::from_millis(1))).then_some(c))
+        .collect();
+    let dripped = open.len();
+    assert!(dripped > 0 && dripped <= 64, "{dripped} held");
+    for _ in 0..3 {
+        for c in &mut open {
+            let _ = c.write_all(b"a");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut closed = 0;
+    for c in &mut open {
+        if closed_within(c, Duration::from_secs(10)) {
+            closed += 1;
+        }
+    }
+    eprintln!(
+        "{closed} of {dripped} dripping connections closed by the header timeout ({:.1} s after they opened)",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        closed, dripped,
+        "slow connections outlived the header timeout"
+    );
+
+    // Freed: an honest request gets its answer, and the witness never noticed.
+    assert!(
+        poll_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        })
+        .await
+    );
+    let spec = reqwest::get(format!("{base}/spec")).await.unwrap();
+    assert_eq!(spec.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("wasmrtc_client_refused_total{reason=\"http_connections\"}")
+            && !l.ends_with(" 0")),
+        "the refusals were not counted"
+    );
+    witness.assert_kept_its_rate("the slowloris attack");
+}
