@@ -638,3 +638,92 @@ async fn a_component_built_against_0_1_0_still_loads_and_runs() {
         (500, 200, true)
     );
 }
+
+/// The frequency of the first tone in `audio` (48 kHz) from sample `from` on: 200 ms
+/// from 40 ms after the first loud 20 ms window (the reply's onset skipped).
+fn first_tone(audio: &[i16], from: usize) -> Option<f64> {
+    const WINDOW: usize = AUDIO_RATE as usize / 50;
+    let onset = (from..audio.len().saturating_sub(WINDOW))
+        .step_by(WINDOW)
+        .find(|&i| signal::rms(&audio[i..i + WINDOW]) > 1_000.0)?;
+    let tone = audio.get(onset + 2 * WINDOW..onset + 12 * WINDOW)?;
+    Some(signal::frequency(tone, AUDIO_RATE))
+}
+
+/// How many `response_starting` logs the peer got.
+fn replies_started(peer: &TestPeer) -> usize {
+    turn_events(&peer.messages())
+        .iter()
+        .filter(|e| *e == "response_starting")
+        .count()
+}
+
+/// The `greeter` guest (WIT 0.1.2 `replies`): its replies wait a few ticks
+/// (`pending`) before their audio, as a handler waiting on a service would. It greets
+/// a caller who says nothing (440 Hz), announced by `response_starting`, and answers
+/// text on the data channel (its `said` output, then 660 Hz) without a word spoken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greeter_greets_then_answers_text_with_pending_replies_over_webrtc() {
+    let (base, _stream) = peer::serve_guest(guests::GREETER, StreamConfig::default()).await;
+    let (peer, _feed) = connect_speaker(&base).await;
+    let outputs = peer.outputs().await.expect("outputs stream");
+
+    let started = peer
+        .wait_message(WAIT, |m| m["data"] == "response_starting")
+        .await;
+    assert!(started.is_some(), "no greeting: {:?}", peer.messages());
+    let greeting = poll_until_tone(&peer, 0)
+        .await
+        .expect("the greeting played no tone");
+    eprintln!("greeting at {greeting:.0} Hz");
+    assert!((greeting - 440.0).abs() < 15.0, "greeting at {greeting} Hz");
+    assert!(
+        peer::poll_until(WAIT, || finished_replies(&peer) == 1).await,
+        "the greeting never finished: {:?}",
+        turn_events(&peer.messages())
+    );
+
+    // Text: the handler's output, then a second announced reply at 660 Hz.
+    let before = peer.audio_len();
+    peer.send_text("hello").await.unwrap();
+    let mut outputs = outputs;
+    let said = outputs.next(WAIT).await.expect("an output event");
+    assert!(said.to_string().contains("hello"), "{said}");
+    assert!(
+        peer::poll_until(WAIT, || replies_started(&peer) == 2).await,
+        "no reply to the text: {:?}",
+        turn_events(&peer.messages())
+    );
+    let answer = poll_until_tone(&peer, before)
+        .await
+        .expect("the reply's tone");
+    eprintln!("reply to text at {answer:.0} Hz");
+    assert!((answer - 660.0).abs() < 20.0, "reply at {answer} Hz");
+    assert!(
+        peer::poll_until(WAIT, || finished_replies(&peer) == 2).await,
+        "the reply never finished: {:?}",
+        turn_events(&peer.messages())
+    );
+    // Nothing was spoken, so nothing else was answered.
+    assert_eq!(
+        turn_events(&peer.messages()),
+        [
+            "response_starting",
+            "playback_finished",
+            "fetch_output",
+            "response_starting",
+            "playback_finished"
+        ]
+    );
+}
+
+/// Wait for a tone in the peer's audio after sample `from`; its frequency.
+async fn poll_until_tone(peer: &TestPeer, from: usize) -> Option<f64> {
+    let mut found = None;
+    peer::poll_until(WAIT, || {
+        found = first_tone(&peer.audio(), from);
+        found.is_some()
+    })
+    .await;
+    found
+}
