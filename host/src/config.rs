@@ -40,7 +40,31 @@
 //! cooldown = 5          # seconds of the first refusal; doubles on each reopening
 //! max_cooldown = 300    # seconds
 //! ```
+//!
+//! Outbound HTTP (see [`crate::runtime::outbound`]) is granted per stream; secrets
+//! are read by the host at start-up and injected by a grant's header rule, and the
+//! `[outbound]` table holds the operator's bounds for every stream:
+//!
+//! ```toml
+//! [secrets]
+//! openai = { env = "OPENAI_API_KEY" }     # or { file = "secrets/openai" }
+//!
+//! [outbound]
+//! allow_networks = ["127.0.0.1/32"]       # non-public networks that may be reached
+//! max_response_body = 16777216            # bytes
+//!
+//! [[stream]]
+//! name = "agent"
+//! component = "agent.wasm"
+//! [stream.outbound]
+//! allowed_hosts = [
+//!   "https://*.groq.com",
+//!   { url = "https://api.openai.com", headers = { authorization = "Bearer {{secret.openai}}" } },
+//! ]
+//! variables = { MODEL = "gpt-4o-mini" }   # the guest's environment
+//! ```
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,6 +73,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::runtime::breaker::BreakerPolicy;
+use crate::runtime::outbound::{OutboundGrant, OutboundPolicy, Secrets};
 pub use crate::tenancy::TenantConfig;
 
 /// The whole file.
@@ -82,6 +107,146 @@ pub struct HostConfig {
     /// The HTTP listener's bounds.
     #[serde(default)]
     pub http: HttpEntry,
+    /// Bounds of every stream's outbound requests.
+    #[serde(default)]
+    pub outbound: OutboundPolicyEntry,
+    /// Secrets grant rules may inject, by name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretEntry>,
+}
+
+/// The `[outbound]` table: each key absent keeps the default of [`OutboundPolicy`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundPolicyEntry {
+    /// Non-public networks (CIDR) handlers may reach, e.g. `"127.0.0.1/32"`.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Seconds.
+    pub connect_timeout: Option<f64>,
+    /// Seconds.
+    pub first_byte_timeout: Option<f64>,
+    /// Seconds.
+    pub between_bytes_timeout: Option<f64>,
+    /// Bytes.
+    pub max_request_body: Option<u64>,
+    /// Bytes.
+    pub max_response_body: Option<u64>,
+    /// Requests open at once per connection.
+    pub max_in_flight_per_connection: Option<usize>,
+    /// Requests open at once per stream.
+    pub max_in_flight_per_stream: Option<usize>,
+    /// Bytes sent and received per connection per minute.
+    pub max_bytes_per_minute: Option<u64>,
+    /// Refused requests after which an instance is ended.
+    pub max_violations: Option<u32>,
+}
+
+impl OutboundPolicyEntry {
+    /// The policy the table declares, or what is wrong with it.
+    pub fn policy(&self) -> Result<OutboundPolicy, String> {
+        let mut p = OutboundPolicy::default();
+        for net in &self.allow_networks {
+            p.allow_networks.push(net.parse().map_err(|_| {
+                format!("[outbound] key `allow_networks`: `{net}` is not a network like 127.0.0.1/32")
+            })?);
+        }
+        for (key, v, slot) in [
+            ("connect_timeout", self.connect_timeout, &mut p.connect_timeout),
+            ("first_byte_timeout", self.first_byte_timeout, &mut p.first_byte_timeout),
+            ("between_bytes_timeout", self.between_bytes_timeout, &mut p.between_bytes_timeout),
+        ] {
+            if let Some(v) = v {
+                if !positive_seconds(v) {
+                    return Err(format!("[outbound] key `{key}`: must be a positive number of seconds"));
+                }
+                *slot = Duration::from_secs_f64(v);
+            }
+        }
+        let set = |v: Option<u64>, d: u64| v.unwrap_or(d);
+        p.max_request_body = set(self.max_request_body, p.max_request_body);
+        p.max_response_body = set(self.max_response_body, p.max_response_body);
+        p.max_bytes_per_minute = set(self.max_bytes_per_minute, p.max_bytes_per_minute);
+        p.max_in_flight_per_connection = self
+            .max_in_flight_per_connection
+            .unwrap_or(p.max_in_flight_per_connection);
+        p.max_in_flight_per_stream = self
+            .max_in_flight_per_stream
+            .unwrap_or(p.max_in_flight_per_stream);
+        p.max_violations = self.max_violations.unwrap_or(p.max_violations);
+        Ok(p)
+    }
+}
+
+/// Where the host reads one secret: an environment variable or a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretEntry {
+    /// The variable's name.
+    pub env: Option<String>,
+    /// The file, relative to the configuration file.
+    pub file: Option<PathBuf>,
+}
+
+impl HostConfig {
+    /// Read every secret the `[secrets]` table names (never printed).
+    pub fn read_secrets(&self) -> Result<Secrets, String> {
+        let mut pairs = Vec::new();
+        for (name, entry) in &self.secrets {
+            let value = match (&entry.env, &entry.file) {
+                (Some(var), None) => std::env::var(var)
+                    .map_err(|_| format!("secret `{name}`: environment variable `{var}` is not set"))?,
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|e| format!("secret `{name}`: cannot read {}: {e}", file.display()))?,
+                _ => return Err(format!("secret `{name}`: give exactly one of `env` and `file`")),
+            };
+            pairs.push((name.clone(), value));
+        }
+        Secrets::new(pairs).map_err(|e| e.to_string())
+    }
+}
+
+/// A `[stream.outbound]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundEntry {
+    /// Destinations, as URLs or `{ url, headers }` rules.
+    #[serde(default)]
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Plain variables: the guest's environment.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// One entry of `allowed_hosts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AllowedHost {
+    /// `"https://api.example.com"`.
+    Url(String),
+    /// `{ url = "…", headers = { name = "template" } }`.
+    Rule {
+        /// The destination.
+        url: String,
+        /// Headers the host sets there (may use `{{secret.NAME}}`).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl OutboundEntry {
+    /// The grant the table declares, checked.
+    pub fn grant(&self) -> Result<OutboundGrant, String> {
+        let hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|h| match h {
+                AllowedHost::Url(url) => (url.clone(), BTreeMap::new()),
+                AllowedHost::Rule { url, headers } => (url.clone(), headers.clone()),
+            })
+            .collect();
+        OutboundGrant::new(hosts, self.variables.clone()).map_err(|e| e.to_string())
+    }
 }
 
 /// The `[http]` table.
@@ -170,6 +335,8 @@ pub struct StreamEntry {
     pub time_limit: Option<f64>,
     /// Seconds an offer may take to connect (default 30).
     pub connect_timeout: Option<f64>,
+    /// What the stream's handler may reach.
+    pub outbound: Option<OutboundEntry>,
 }
 
 /// A configuration file that cannot be used, naming file, line and key.
@@ -234,6 +401,12 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         ));
     }
     config.breaker.check().map_err(err)?;
+    config.outbound.policy().map_err(err)?;
+    for entry in config.secrets.values_mut() {
+        if let Some(file) = &entry.file {
+            entry.file = Some(base.join(file));
+        }
+    }
     if let Some(v) = config.video.vp8_cpu_used
         && !(-16..=16).contains(&v)
     {
@@ -309,6 +482,16 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         }
         let span = s.component.span();
         s.component = Spanned::new(span, component);
+        if let Some(outbound) = &s.outbound {
+            let grant = outbound
+                .grant()
+                .map_err(|e| err(format!("stream `{name}`: {e}")))?;
+            if let Some(secret) = grant.secrets().find(|n| !config.secrets.contains_key(*n)) {
+                return Err(err(format!(
+                    "stream `{name}`: `{{{{secret.{secret}}}}}` is not declared in [secrets]"
+                )));
+            }
+        }
         for (key, v) in [
             ("time_limit", s.time_limit),
             ("connect_timeout", s.connect_timeout),
@@ -387,6 +570,38 @@ mod tests {
         assert_eq!(c.video.vp8_cpu_used, Some(16));
         let e = load_text("video-bad", &format!("{head}[video]\nvp8_cpu_used = 17\n")).unwrap_err();
         assert!(e.message.contains("vp8_cpu_used"), "{}", e.message);
+    }
+
+    #[test]
+    fn outbound_grants_policies_and_secrets_are_checked() {
+        let dir = std::env::temp_dir().join(format!("wasmrtc-config-outbound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("h.wasm"), b"").unwrap();
+        let stream = "[[stream]]\nname = \"a\"\ncomponent = \"h.wasm\"\n[stream.outbound]\n";
+        let try_load = |text: &str| {
+            let p = dir.join("c.toml");
+            std::fs::write(&p, text).unwrap();
+            load(&p)
+        };
+        let c = try_load(&format!(
+            "[secrets]\nk = {{ env = \"WASMRTC_TEST_UNSET\" }}\n[outbound]\nallow_networks = [\"127.0.0.1/32\"]\n{stream}allowed_hosts = [\"http://127.0.0.1:*\", {{ url = \"https://api.example.com\", headers = {{ authorization = \"Bearer {{{{secret.k}}}}\" }} }}]\nvariables = {{ MODEL = \"m\" }}\n"
+        ))
+        .unwrap();
+        let grant = c.streams[0].outbound.as_ref().unwrap().grant().unwrap();
+        assert_eq!(grant.hosts.len(), 2);
+        assert_eq!(c.outbound.policy().unwrap().allow_networks.len(), 1);
+        let e = c.read_secrets().unwrap_err();
+        assert!(e.contains("WASMRTC_TEST_UNSET"), "{e}");
+        let e = try_load(&format!("{stream}allowed_hosts = [\"https://*\"]\n")).unwrap_err();
+        assert!(e.message.contains("wildcard"), "{e}");
+        let e = try_load(&format!(
+            "{stream}allowed_hosts = [{{ url = \"https://x.example\", headers = {{ a = \"{{{{secret.none}}}}\" }} }}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("[secrets]"), "{e}");
+        let e = try_load(&format!("[outbound]\nallow_networks = [\"lan\"]\n{stream}")).unwrap_err();
+        assert!(e.message.contains("allow_networks"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 use wasmrtc::http::server::ServerLimits;
+use wasmrtc::runtime::outbound::{Outbound, OutboundPolicy, Secrets};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::client::{self, Client};
 use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
@@ -239,8 +240,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             header_timeout,
         } => {
             let mut runtime_config = RuntimeConfig::default();
-            // (name, component path, prefix, limits)
+            // (name, component path, prefix, limits, outbound grant)
             let mut entries = Vec::new();
+            let mut outbound_policy = OutboundPolicy::default();
+            let mut secrets = Secrets::default();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
@@ -254,7 +257,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime_config.breaker = file.breaker.policy();
                 vp8_cfg = file.video.vp8_cpu_used;
                 max_size_cfg = file.video.max_size;
-                http_cfg = file.http;
+                http_cfg = file.http.clone();
+                outbound_policy = file.outbound.policy().map_err(anyhow::Error::msg)?;
+                if file.streams.iter().any(|s| s.outbound.is_some()) {
+                    secrets = file.read_secrets().map_err(anyhow::Error::msg)?;
+                }
                 metrics_token = file
                     .metrics_token_sha256
                     .as_deref()
@@ -272,11 +279,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ),
                     };
                     let prefix = s.prefix();
+                    let grant = s
+                        .outbound
+                        .as_ref()
+                        .map(|o| o.grant())
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?;
                     entries.push((
                         s.name.into_inner(),
                         s.component.into_inner(),
                         prefix,
                         limits,
+                        grant,
                     ));
                 }
             } else if let Some(handler) = handler {
@@ -285,7 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     time_limit: time_limit.map(Duration::from_secs_f64),
                     ..StreamConfig::default()
                 };
-                entries.push((stem(&handler), handler, String::new(), limits));
+                entries.push((stem(&handler), handler, String::new(), limits, None));
             }
             let runtime = Runtime::new(runtime_config)?;
             let listen = listen
@@ -316,10 +330,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 limits.header_timeout = Duration::from_secs_f64(secs);
             }
             let mut streams = Vec::new();
-            for (name, path, prefix, limits) in entries {
+            for (name, path, prefix, limits, grant) in entries {
+                let outbound = grant
+                    .map(|g| Outbound::new(&name, g, outbound_policy.clone(), secrets.clone()))
+                    .transpose()?;
                 let component = runtime
                     .load_file(&name, &path)
                     .await
+                    .and_then(|c| c.with_outbound(outbound))
                     .with_context(|| format!("{} was rejected", path.display()))?;
                 eprintln!("wasmrtc: stream {name} ({}) at {prefix}/", path.display());
                 streams.push((prefix, Stream::new(component, transport.clone(), limits)));
@@ -426,6 +444,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         {
                             map.insert("turn_taking".into(), serde_json::to_value(turns)?);
                         }
+                        if let (Some(import), Some(map)) =
+                            (component.http_import(), spec.as_object_mut())
+                        {
+                            map.insert("outbound_import".into(), import.into());
+                        }
                         println!("{}", serde_json::to_string_pretty(&spec)?);
                     } else {
                         print!(
@@ -434,6 +457,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                         if let Some(turns) = component.turn_taking() {
                             println!("{}", wasmrtc::runtime::spec::turn_taking_text(turns));
+                        }
+                        if let Some(import) = component.http_import() {
+                            println!(
+                                "outbound: imports {import}; serve it from a configuration file whose [stream.outbound] grants the hosts it calls"
+                            );
                         }
                     }
                     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::bindings::{HandlerIndices, RepliesIndices, TurnsIndices};
 use super::engine::Inner;
 use super::state::StoreState;
+use super::outbound::Outbound;
 use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, TurnTaking, spec};
 
 /// A handler ready to serve connections. Cloning is cheap.
@@ -33,6 +34,10 @@ pub(crate) struct ComponentInner {
     pub(crate) limits: InstanceLimits,
     /// Shared with every copy made by `with_limits`.
     pub(crate) stats: Arc<super::ComponentStats>,
+    /// The first `wasi:http` interface the component imports, if any.
+    pub(crate) http_import: Option<String>,
+    /// The stream's outbound access (`None`: every request is refused).
+    pub(crate) outbound: Option<Arc<Outbound>>,
 }
 
 /// Whether the host offers an import of this name.
@@ -51,10 +56,14 @@ impl HandlerComponent {
         component: Component,
     ) -> Result<Self, LoadError> {
         let ty = component.component_type();
+        let mut http_import = None;
         for (import, item) in ty.imports(&runtime.engine) {
             let is_instance = matches!(item.ty, ComponentItem::ComponentInstance(_));
             if !is_instance || !offered(import) {
                 return Err(LoadError::ForbiddenImport(import.to_string()));
+            }
+            if http_import.is_none() && import.starts_with("wasi:http/") {
+                http_import = Some(import.to_string());
             }
         }
         let pre = runtime
@@ -81,6 +90,8 @@ impl HandlerComponent {
                 turn_taking: None,
                 limits,
                 stats,
+                http_import,
+                outbound: None,
             }),
         };
         let mut instance = probe
@@ -139,11 +150,39 @@ impl HandlerComponent {
         &self.inner.stats
     }
 
+    /// The `wasi:http` interface the component imports, if it imports one.
+    pub fn http_import(&self) -> Option<&str> {
+        self.inner.http_import.as_deref()
+    }
+
+    /// The stream's outbound access, if it has a grant.
+    pub fn outbound(&self) -> Option<&Arc<Outbound>> {
+        self.inner.outbound.as_ref()
+    }
+
+    /// The same component with its stream's outbound access (or none). A component
+    /// that imports `wasi:http` is refused without one, naming the missing grant.
+    pub fn with_outbound(&self, outbound: Option<Arc<Outbound>>) -> Result<Self, LoadError> {
+        if outbound.is_none()
+            && let Some(import) = &self.inner.http_import
+        {
+            return Err(LoadError::MissingGrant {
+                stream: self.inner.name.to_string(),
+                import: import.clone(),
+            });
+        }
+        Ok(self.rebuilt(self.inner.limits.clone(), outbound))
+    }
+
     /// The same component with other per-instance limits (memory is capped by the pool).
     pub fn with_limits(&self, mut limits: InstanceLimits) -> Self {
         limits.memory_bytes = limits
             .memory_bytes
             .min(self.inner.runtime.config.max_memory_bytes);
+        self.rebuilt(limits, self.inner.outbound.clone())
+    }
+
+    fn rebuilt(&self, limits: InstanceLimits, outbound: Option<Arc<Outbound>>) -> Self {
         Self {
             inner: Arc::new(ComponentInner {
                 runtime: self.inner.runtime.clone(),
@@ -156,6 +195,8 @@ impl HandlerComponent {
                 turn_taking: self.inner.turn_taking,
                 limits,
                 stats: self.inner.stats.clone(),
+                http_import: self.inner.http_import.clone(),
+                outbound,
             }),
         }
     }

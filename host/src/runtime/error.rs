@@ -38,6 +38,16 @@ pub enum LoadError {
     /// The stream spec returned by `describe` is not acceptable.
     #[error("the stream spec is not acceptable: {}", .0.join("; "))]
     Spec(Vec<String>),
+    /// The component imports `wasi:http` but its stream has no outbound grant.
+    #[error(
+        "component imports `{import}` but stream `{stream}` has no outbound grant: the operator grants hosts per stream with `[stream.outbound] allowed_hosts = [\"https://…\"]` in the configuration file (hosted tenants' streams have none)"
+    )]
+    MissingGrant {
+        /// The stream.
+        stream: String,
+        /// The `wasi:http` import.
+        import: String,
+    },
     /// The component file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -64,6 +74,8 @@ pub enum FailureCause {
     Trap,
     /// Could not be instantiated.
     Instantiate,
+    /// Made more refused outbound requests than the policy's `max_violations`.
+    OutboundAbuse,
 }
 
 impl FailureCause {
@@ -76,6 +88,7 @@ impl FailureCause {
             Self::HostCallAbuse => "host-call-abuse",
             Self::Trap => "trap",
             Self::Instantiate => "instantiate",
+            Self::OutboundAbuse => "outbound-abuse",
         }
     }
 }
@@ -123,6 +136,14 @@ pub enum CallError {
         /// The trap, with the guest's last line of stderr when there is one.
         message: String,
     },
+    /// The guest kept making outbound requests its grant or the policy refuses.
+    #[error("handler ended in `{call}`: {reason}")]
+    OutboundAbuse {
+        /// The export that was running.
+        call: &'static str,
+        /// How many were refused.
+        reason: String,
+    },
     /// An earlier call failed; the instance cannot be used any more.
     #[error("handler instance stopped after an earlier failure")]
     Dead,
@@ -141,6 +162,7 @@ impl CallError {
             Self::HostCallAbuse { .. } => FailureCause::HostCallAbuse,
             Self::Trap { .. } | Self::Dead => FailureCause::Trap,
             Self::Instantiate(_) => FailureCause::Instantiate,
+            Self::OutboundAbuse { .. } => FailureCause::OutboundAbuse,
         }
     }
 }

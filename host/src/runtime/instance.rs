@@ -63,6 +63,7 @@ impl HandlerInstance {
             c.spec.outputs.len(),
             &c.name,
             connection,
+            c.outbound.clone(),
         );
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -308,7 +309,13 @@ impl HandlerInstance {
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
     ) -> Result<R, CallError> {
         let err = match outcome {
-            Ok(Ok(r)) => return Ok(r),
+            Ok(Ok(r)) => {
+                let Some(reason) = self.store.data().outbound.abuse() else {
+                    return Ok(r);
+                };
+                self.dead = true;
+                return Err(CallError::OutboundAbuse { call, reason });
+            }
             Ok(Err(e)) => e,
             Err(_) => {
                 self.dead = true;

@@ -14,6 +14,7 @@ mod events;
 mod guest_log;
 mod instance;
 mod limits;
+pub mod outbound;
 pub mod spec;
 mod state;
 mod stats;

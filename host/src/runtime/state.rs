@@ -1,14 +1,17 @@
 //! What a store holds for one connection: WASI context, limits, meters and the event queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::InstanceLimits;
 use super::events::EventQueue;
 use super::guest_log::GuestLog;
 use super::limits::{CpuMeter, MemoryLimiter};
+use super::outbound::{Outbound, OutboundHooks};
 
 /// The data of one instance's `Store`.
 pub(crate) struct StoreState {
@@ -18,21 +21,32 @@ pub(crate) struct StoreState {
     pub(crate) cpu: CpuMeter,
     pub(crate) events: EventQueue,
     pub(crate) stderr: GuestLog,
+    pub(crate) http: WasiHttpCtx,
+    /// Outbound requests go through these (all refused without a grant).
+    pub(crate) outbound: OutboundHooks,
 }
 
 impl StoreState {
-    /// A deny-by-default WASI context (no dirs, env, args, network) with stdout and
-    /// stderr going to the rate-limited guest log.
+    /// A deny-by-default WASI context (no dirs, args, sockets) with stdout and stderr
+    /// going to the rate-limited guest log. With a grant, its variables are the
+    /// guest's environment and `wasi:http` requests go through its hooks.
     pub(crate) fn new(
         limits: &InstanceLimits,
         tick: Duration,
         outputs: usize,
         stream: &str,
         connection: &str,
+        outbound: Option<Arc<Outbound>>,
     ) -> Self {
         let stdout = GuestLog::new(stream, connection, "stdout", limits.log_lines_per_second);
         let stderr = GuestLog::new(stream, connection, "stderr", limits.log_lines_per_second);
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        if let Some(access) = &outbound {
+            for (k, v) in &access.grant().variables {
+                builder.env(k, v);
+            }
+        }
+        let wasi = builder
             .stdout(stdout)
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -46,6 +60,8 @@ impl StoreState {
             cpu: CpuMeter::new(limits.cpu_per_call, tick),
             events: EventQueue::new(limits, outputs),
             stderr,
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHooks::new(outbound),
         }
     }
 }
@@ -55,6 +71,16 @@ impl WasiView for StoreState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

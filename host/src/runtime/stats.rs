@@ -11,13 +11,14 @@ use super::FailureCause;
 use super::breaker::{Breaker, BreakerPolicy};
 
 /// Every cause, in the order [`ComponentStats::failures`] reports them.
-pub const FAILURE_CAUSES: [FailureCause; 6] = [
+pub const FAILURE_CAUSES: [FailureCause; 7] = [
     FailureCause::CpuBudget,
     FailureCause::WallClock,
     FailureCause::Memory,
     FailureCause::HostCallAbuse,
     FailureCause::Trap,
     FailureCause::Instantiate,
+    FailureCause::OutboundAbuse,
 ];
 
 /// Upper bounds, in seconds, of the buckets of the call-duration histogram (a last,

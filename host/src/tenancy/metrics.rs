@@ -16,6 +16,7 @@
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
 //! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`) |
+//! | `wasmrtc_outbound_requests_total` | counter | stream, host (grant entry or `denied`), outcome |
 //!
 //! Streams of the configuration file appear with `tenant=""`. Counters of a stream
 //! start at zero when the host starts. With `metrics_token_sha256` in the host's
@@ -345,6 +346,21 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
         .into_iter()
         .map(|(reason, c)| format!("{{reason=\"{reason}\"}} {}", counted(c)))
         .collect(),
+    );
+    family(
+        "wasmrtc_outbound_requests_total",
+        "counter",
+        "Handlers' outbound requests by stream, grant entry (`denied` when none matched) and outcome: `ok` (a response arrived), `denied`, `address_refused`, `limited`, `timeout`, `too_large` (also counted when a body is cut), `failed`.",
+        crate::runtime::outbound::metrics::snapshot()
+            .into_iter()
+            .map(|(stream, host, outcome, n)| {
+                format!(
+                    "{{stream=\"{}\",host=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    esc(&stream),
+                    esc(&host)
+                )
+            })
+            .collect(),
     );
     out
 }

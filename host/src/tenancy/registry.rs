@@ -458,7 +458,13 @@ impl Registry {
             })
             .await?;
         let full = format!("{}/{}", live.tenant.name(), live.name);
-        Ok(self.inner.runtime.load(&full, bytes).await?)
+        // Hosted streams have no outbound grant (only the configuration file grants).
+        Ok(self
+            .inner
+            .runtime
+            .load(&full, bytes)
+            .await?
+            .with_outbound(None)?)
     }
 
     /// Serve `component` (with the stream's limits) to new connections as `version`;
@@ -583,7 +589,12 @@ impl Registry {
                 });
             }
             let full = format!("{}/{}", tenant.name(), name);
-            let component = self.inner.runtime.load(&full, bytes.clone()).await?;
+            let component = self
+                .inner
+                .runtime
+                .load(&full, bytes.clone())
+                .await?
+                .with_outbound(None)?;
 
             // The stream may have been deleted (or re-created) while the upload was checked.
             let (_admin, current) = self.locked(tenant, name).await?;

@@ -8,6 +8,7 @@ mod hostile;
 mod languages;
 mod loadgen;
 mod loading;
+mod outbound;
 mod session;
 mod shutdown;
 mod tenancy;
