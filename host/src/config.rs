@@ -148,17 +148,33 @@ impl OutboundPolicyEntry {
         let mut p = OutboundPolicy::default();
         for net in &self.allow_networks {
             p.allow_networks.push(net.parse().map_err(|_| {
-                format!("[outbound] key `allow_networks`: `{net}` is not a network like 127.0.0.1/32")
+                format!(
+                    "[outbound] key `allow_networks`: `{net}` is not a network like 127.0.0.1/32"
+                )
             })?);
         }
         for (key, v, slot) in [
-            ("connect_timeout", self.connect_timeout, &mut p.connect_timeout),
-            ("first_byte_timeout", self.first_byte_timeout, &mut p.first_byte_timeout),
-            ("between_bytes_timeout", self.between_bytes_timeout, &mut p.between_bytes_timeout),
+            (
+                "connect_timeout",
+                self.connect_timeout,
+                &mut p.connect_timeout,
+            ),
+            (
+                "first_byte_timeout",
+                self.first_byte_timeout,
+                &mut p.first_byte_timeout,
+            ),
+            (
+                "between_bytes_timeout",
+                self.between_bytes_timeout,
+                &mut p.between_bytes_timeout,
+            ),
         ] {
             if let Some(v) = v {
                 if !positive_seconds(v) {
-                    return Err(format!("[outbound] key `{key}`: must be a positive number of seconds"));
+                    return Err(format!(
+                        "[outbound] key `{key}`: must be a positive number of seconds"
+                    ));
                 }
                 *slot = Duration::from_secs_f64(v);
             }
@@ -194,11 +210,16 @@ impl HostConfig {
         let mut pairs = Vec::new();
         for (name, entry) in &self.secrets {
             let value = match (&entry.env, &entry.file) {
-                (Some(var), None) => std::env::var(var)
-                    .map_err(|_| format!("secret `{name}`: environment variable `{var}` is not set"))?,
+                (Some(var), None) => std::env::var(var).map_err(|_| {
+                    format!("secret `{name}`: environment variable `{var}` is not set")
+                })?,
                 (None, Some(file)) => std::fs::read_to_string(file)
                     .map_err(|e| format!("secret `{name}`: cannot read {}: {e}", file.display()))?,
-                _ => return Err(format!("secret `{name}`: give exactly one of `env` and `file`")),
+                _ => {
+                    return Err(format!(
+                        "secret `{name}`: give exactly one of `env` and `file`"
+                    ));
+                }
             };
             pairs.push((name.clone(), value));
         }
@@ -574,7 +595,8 @@ mod tests {
 
     #[test]
     fn outbound_grants_policies_and_secrets_are_checked() {
-        let dir = std::env::temp_dir().join(format!("wasmrtc-config-outbound-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("wasmrtc-config-outbound-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("h.wasm"), b"").unwrap();
         let stream = "[[stream]]\nname = \"a\"\ncomponent = \"h.wasm\"\n[stream.outbound]\n";

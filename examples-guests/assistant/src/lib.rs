@@ -144,6 +144,10 @@ enum Poll {
 /// Move a call on without blocking.
 fn poll(call: Call) -> Result<Poll, String> {
     match call {
+        // `ready` moves the host's side on without blocking; `get` only reads it.
+        Call::Waiting(future) if !future.subscribe().ready() => {
+            Ok(Poll::Pending(Call::Waiting(future)))
+        }
         Call::Waiting(future) => match future.get() {
             None => Ok(Poll::Pending(Call::Waiting(future))),
             Some(Err(())) => Err("response taken twice".into()),
@@ -166,25 +170,37 @@ fn poll(call: Call) -> Result<Poll, String> {
             stream,
             _body,
             mut data,
-        } => loop {
-            match stream.read(64 * 1024) {
-                Ok(chunk) if chunk.is_empty() => {
-                    return Ok(Poll::Pending(Call::Reading {
-                        stream,
-                        _body,
-                        data,
-                    }));
-                }
-                Ok(chunk) => {
-                    data.extend_from_slice(&chunk);
-                    if data.len() > MAX_BODY {
-                        return Err(format!("response over {MAX_BODY} bytes"));
+        } => {
+            let outcome = loop {
+                match stream.read(64 * 1024) {
+                    Ok(chunk) if chunk.is_empty() => break None,
+                    Ok(chunk) => {
+                        data.extend_from_slice(&chunk);
+                        if data.len() > MAX_BODY {
+                            break Some(Err(format!("response over {MAX_BODY} bytes")));
+                        }
+                    }
+                    Err(StreamError::Closed) => break Some(Ok(())),
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        let code = wasip2::http::types::http_error_code(&e);
+                        // A body cut by the host may come as text only: its first line.
+                        let text = e.to_debug_string();
+                        let first = text.lines().next().unwrap_or_default().to_string();
+                        break Some(Err(code.map_or(first, |c| describe(&c))));
                     }
                 }
-                Err(StreamError::Closed) => return Ok(Poll::Done(data)),
-                Err(StreamError::LastOperationFailed(e)) => {
-                    let code = wasip2::http::types::http_error_code(&e);
-                    return Err(code.map_or_else(|| e.to_debug_string(), |c| describe(&c)));
+            };
+            match outcome {
+                None => Ok(Poll::Pending(Call::Reading {
+                    stream,
+                    _body,
+                    data,
+                })),
+                Some(done) => {
+                    // A body's stream is its child: it goes first.
+                    drop(stream);
+                    drop(_body);
+                    done.map(|()| Poll::Done(data))
                 }
             }
         },
@@ -194,6 +210,7 @@ fn poll(call: Call) -> Result<Poll, String> {
 /// A `wasi:http` error code as text, e.g. `HttpRequestDenied`.
 fn describe(code: &ErrorCode) -> String {
     let text = format!("{code:?}");
+    let text = text.strip_prefix("ErrorCode::").unwrap_or(&text).to_string();
     text.split_once(['(', ' ', '{']).map_or(text.clone(), |(head, _)| head.to_string())
 }
 

@@ -8,8 +8,8 @@ use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{HandlerIndices, RepliesIndices, TurnsIndices};
 use super::engine::Inner;
-use super::state::StoreState;
 use super::outbound::Outbound;
+use super::state::StoreState;
 use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, TurnTaking, spec};
 
 /// A handler ready to serve connections. Cloning is cheap.

@@ -297,3 +297,81 @@ async fn slowloris_connections_are_capped_and_closed_at_the_header_timeout() {
     );
     witness.assert_kept_its_rate("the slowloris attack");
 }
+
+/// Decoder bombs: a client's keyframe announcing a picture over `[video] max_size`
+/// is dropped before any decoder runs, with one warning and a count; a picture
+/// within the bound is still flipped, and the witness keeps its audio rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_over_the_maximum_size_never_reach_the_decoder() {
+    let dir = std::env::temp_dir().join(format!("wasmrtc-attack-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("wasmrtc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[video]\nmax_size = [640, 480]\n\
+             [[stream]]\nname = \"echo\"\ncomponent = \"{}\"\n\
+             [[stream]]\nname = \"flip\"\ncomponent = \"{}\"\n",
+            guests::ECHO,
+            guests::FLIP
+        ),
+    )
+    .unwrap();
+    let host = start_host([
+        std::ffi::OsStr::new("serve"),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let witness = Witness::connect(&format!("{}/streams/echo", host.base)).await;
+    let flip = format!("{}/streams/flip", host.base);
+
+    let bomb = TestPeer::connect(
+        &flip,
+        PeerOptions {
+            video_size: (800, 600),
+            ..PeerOptions::new(Media::None, Media::SendRecv)
+        },
+    )
+    .await
+    .expect("connect the oversized sender");
+    let warning = bomb
+        .wait_message_type(Duration::from_secs(20), "warning")
+        .await;
+    let warning = warning.expect("a warning about the picture size");
+    assert!(warning.to_string().contains("800x600"), "{warning}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(bomb.video_sent() > 30, "the attacker kept sending");
+    assert_eq!(
+        bomb.video_frames(),
+        0,
+        "an oversized picture was decoded and answered"
+    );
+    let warnings = bomb
+        .messages()
+        .iter()
+        .filter(|m| m["type"] == "warning")
+        .count();
+    assert_eq!(warnings, 1, "one warning, not one per frame");
+
+    let fair = TestPeer::connect(&flip, PeerOptions::new(Media::None, Media::SendRecv))
+        .await
+        .expect("connect a 320x240 sender");
+    assert!(
+        fair.wait_video(10, Duration::from_secs(20)).await,
+        "a picture within the bound is still flipped"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", host.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wasmrtc_client_refused_total{reason=\"video_size\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(refused > 0, "not counted:\n{metrics}");
+    witness.assert_kept_its_rate("oversized pictures");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -102,9 +102,7 @@ where
             Poll::Ready(Some(Ok(frame))) => frame,
         };
         if let Some((idle, sleep)) = &mut this.idle {
-            sleep
-                .as_mut()
-                .reset(tokio::time::Instant::now() + *idle);
+            sleep.as_mut().reset(tokio::time::Instant::now() + *idle);
         }
         if let Some(data) = frame.data_ref() {
             let n = data.len() as u64;

@@ -39,7 +39,9 @@ impl ConnectionBudget {
     pub(crate) fn spend(&self, n: u64) -> bool {
         let mut w = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if w.started.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(60)) {
+        if w.started
+            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(60))
+        {
             w.started = Some(now);
             w.used = 0;
         }
@@ -185,8 +187,10 @@ async fn attempt(
     )
     .await
     .map_err(|_| Error::ConnectionTimeout)??;
-    let driver: Box<dyn Future<Output = Result<(), Error>> + Send> =
-        Box::new(async move { connection.await.map_err(Error::Hyper) });
+    // The connection must be driven while the request is sent and its response
+    // awaited; it is aborted with the returned driver (or at once on an error here).
+    let task = tokio::spawn(connection);
+    let guard = AbortOnDrop(task.abort_handle());
 
     let (mut parts, body) = request.into_parts();
     parts.uri = Uri::from(
@@ -200,8 +204,9 @@ async fn attempt(
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     parts.headers.insert(http::header::HOST, host);
     for (name, template) in &rule.headers.headers {
-        let value = HeaderValue::from_str(&access.secrets.fill(template))
-            .map_err(|_| Error::InternalError(Some(format!("grant header `{name}` is not a valid value"))))?;
+        let value = HeaderValue::from_str(&access.secrets.fill(template)).map_err(|_| {
+            Error::InternalError(Some(format!("grant header `{name}` is not a valid value")))
+        })?;
         parts.headers.insert(name.clone(), value);
     }
     let body = Capped::new(
@@ -214,9 +219,12 @@ async fn attempt(
         None,
     );
     let first_byte = OutboundPolicy::clamp(options.first_byte_timeout, policy.first_byte_timeout);
-    let response = tokio::time::timeout(first_byte, sender.send_request(Request::from_parts(parts, body)))
-        .await
-        .map_err(|_| Error::HttpResponseTimeout)??;
+    let response = tokio::time::timeout(
+        first_byte,
+        sender.send_request(Request::from_parts(parts, body)),
+    )
+    .await
+    .map_err(|_| Error::HttpResponseTimeout)??;
 
     let (parts, incoming) = response.into_parts();
     let declared = parts
@@ -238,7 +246,23 @@ async fn attempt(
         Some((access.stream.clone(), label.to_string())),
     )
     .boxed_unsync();
+    let driver: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async move {
+        let _guard = guard;
+        match task.await {
+            Ok(done) => done.map_err(Error::Hyper),
+            Err(_) => Ok(()),
+        }
+    });
     Ok((Response::from_parts(parts, body), driver))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A byte stream to the destination, plain or TLS.

@@ -92,7 +92,10 @@ impl HostPattern {
         }
         // IPv6 literals are bracketed: split the port after the closing bracket.
         let (host, port) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains(']') && (rest.starts_with('[') || !rest[..i].contains(':')) => {
+            Some(i)
+                if !rest[i..].contains(']')
+                    && (rest.starts_with('[') || !rest[..i].contains(':')) =>
+            {
                 (&rest[..i], Some(&rest[i + 1..]))
             }
             _ => (rest, None),
@@ -252,11 +255,17 @@ impl OutboundGrant {
                 let header = http::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| bad(&url, format!("`{name}` is not a header name")))?;
                 if template.len() > MAX_GRANT_VALUE {
-                    return Err(bad(&url, format!("header `{name}` is over {MAX_GRANT_VALUE} bytes")));
+                    return Err(bad(
+                        &url,
+                        format!("header `{name}` is over {MAX_GRANT_VALUE} bytes"),
+                    ));
                 }
                 for secret in secret_names(&template) {
                     if !valid_secret_name(secret) {
-                        return Err(bad(&url, format!("`{{{{secret.{secret}}}}}` is not a secret name")));
+                        return Err(bad(
+                            &url,
+                            format!("`{{{{secret.{secret}}}}}` is not a secret name"),
+                        ));
                     }
                 }
                 rule.headers.push((header, template));
@@ -274,7 +283,10 @@ impl OutboundGrant {
                 return Err(bad(k, "a variable name is 1-64 letters, digits and `_`"));
             }
             if v.len() > MAX_GRANT_VALUE {
-                return Err(bad(k, format!("a variable is at most {MAX_GRANT_VALUE} bytes")));
+                return Err(bad(
+                    k,
+                    format!("a variable is at most {MAX_GRANT_VALUE} bytes"),
+                ));
             }
         }
         Ok(Self {
@@ -365,7 +377,10 @@ mod tests {
             BTreeMap::new(),
         )
         .unwrap();
-        assert_eq!(g.outside(&ceiling), vec!["https://api.groq.com", "https://*.com"]);
+        assert_eq!(
+            g.outside(&ceiling),
+            vec!["https://api.groq.com", "https://*.com"]
+        );
     }
 
     #[test]
@@ -373,9 +388,17 @@ mod tests {
         let g = OutboundGrant::new(
             vec![(
                 "https://api.openai.com".into(),
-                [("authorization".to_string(), "Bearer {{secret.openai}}".to_string())].into(),
+                [(
+                    "authorization".to_string(),
+                    "Bearer {{secret.openai}}".to_string(),
+                )]
+                .into(),
             )],
-            [("API_BASE".to_string(), "https://api.openai.com/v1".to_string())].into(),
+            [(
+                "API_BASE".to_string(),
+                "https://api.openai.com/v1".to_string(),
+            )]
+            .into(),
         )
         .unwrap();
         assert_eq!(g.secrets().collect::<Vec<_>>(), vec!["openai"]);

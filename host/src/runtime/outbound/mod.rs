@@ -61,7 +61,9 @@ pub struct Outbound {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     /// A rule names a secret the host does not hold.
-    #[error("outbound grant of stream `{stream}` uses `{{{{secret.{secret}}}}}`, which is not configured")]
+    #[error(
+        "outbound grant of stream `{stream}` uses `{{{{secret.{secret}}}}}`, which is not configured"
+    )]
     MissingSecret {
         /// The stream.
         stream: String,
