@@ -405,6 +405,12 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
             "spec is not acceptable",
         ),
         ("truncated component", truncated, 422, "invalid component"),
+        (
+            "wasi:http without a grant",
+            read(guests::ASSISTANT),
+            422,
+            "has no outbound grant",
+        ),
     ];
     for (what, bytes, status, reason) in cases {
         let (got, reply) = a.upload("gain", bytes).await;
@@ -472,7 +478,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
 
     let metrics = metrics_text(base).await;
     assert!(
-        metrics.contains("wasmrtc_uploads_total{tenant=\"a\",result=\"rejected\"} 10"),
+        metrics.contains("wasmrtc_uploads_total{tenant=\"a\",result=\"rejected\"} 11"),
         "{metrics}"
     );
     assert!(
