@@ -290,7 +290,12 @@ async fn loopback_is_refused_unless_allowed_and_persistent_refusals_end_the_inst
     // A name the host resolves itself, to an address it refuses.
     config += &stream("named", &format!("[\"{named}\"]"), &named, "m");
     config += &stream("stray", "[\"https://api.example.com\"]", &local, "m");
+    // Granted over https only, asked over http.
+    let tls_only = format!("[\"https://127.0.0.1:{port}\"]");
+    config += &stream("plain", &tls_only, &local, "m");
     let host = serve(&dir, &config);
+    let (_plain, reply) = ask(&host, "plain", "hello").await;
+    assert!(reply.contains("error: HttpRequestDenied"), "plain: {reply}");
 
     for name in ["direct", "named"] {
         let (_peer, reply) = ask(&host, name, "hello").await;
