@@ -75,6 +75,11 @@ async fn complete(State(log): State<Log>, headers: HeaderMap, Json(body): Json<V
             );
             Body::from_stream(chunks).into_response()
         }
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Json(json!({"choices": [{"message": {"role": "assistant", "content": format!("Late: {content}")}}]}))
+                .into_response()
+        }
         "drip" => {
             let drip = futures::stream::unfold(0u32, |n| async move {
                 if n > 0 {
@@ -183,6 +188,11 @@ async fn assistant_calls_a_granted_service_with_a_host_held_key_and_nothing_else
     config += &stream("huge", &keyed, &s1, "huge");
     config += &stream("chunked", &keyed, &s1, "huge-chunked");
     config += &stream("drip", &keyed, &s1, "drip");
+    config += &stream("slow", &keyed, &s1, "slow");
+    config += &format!(
+        "[[stream]]\nname = \"echo\"\ncomponent = \"{}\"\n",
+        guests::ECHO
+    );
     let host = serve(&dir, &config);
 
     // The granted call: the answer comes back as output and a spoken (tone) reply.
@@ -251,6 +261,26 @@ async fn assistant_calls_a_granted_service_with_a_host_held_key_and_nothing_else
     );
     let (_drip, reply) = ask(&host, "drip", "slow").await;
     assert!(reply.contains("error: connection read timeout"), "{reply}");
+
+    // A service 2 s to its first byte: the handler waits without holding anything,
+    // and an echo connection on the same host keeps its audio rate meanwhile.
+    let witness = TestPeer::connect(
+        &format!("{}/streams/echo", host.base),
+        PeerOptions::new(Media::SendRecv, Media::None),
+    )
+    .await
+    .expect("connect the echo witness");
+    assert!(
+        witness.wait_audio(48_000, WAIT).await,
+        "the witness gets its echo"
+    );
+    let (packets, since) = (witness.audio_packets(), std::time::Instant::now());
+    let (_slow, reply) = ask(&host, "slow", "take your time").await;
+    assert!(reply.contains("Late: take your time"), "{reply}");
+    let secs = since.elapsed().as_secs_f64();
+    let rate = (witness.audio_packets() - packets) as f64 / secs;
+    eprintln!("witness while the service took 2 s: {rate:.1} audio packets/s over {secs:.1} s");
+    assert!(rate >= 40.0, "the witness fell to {rate:.1} packets/s");
 
     // The first connection still works, and every outcome was counted.
     let mut outputs = agent.outputs().await.expect("outputs");
