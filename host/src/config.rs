@@ -179,10 +179,9 @@ impl OutboundPolicyEntry {
                 *slot = Duration::from_secs_f64(v);
             }
         }
-        let set = |v: Option<u64>, d: u64| v.unwrap_or(d);
-        p.max_request_body = set(self.max_request_body, p.max_request_body);
-        p.max_response_body = set(self.max_response_body, p.max_response_body);
-        p.max_bytes_per_minute = set(self.max_bytes_per_minute, p.max_bytes_per_minute);
+        p.max_request_body = self.max_request_body.unwrap_or(p.max_request_body);
+        p.max_response_body = self.max_response_body.unwrap_or(p.max_response_body);
+        p.max_bytes_per_minute = self.max_bytes_per_minute.unwrap_or(p.max_bytes_per_minute);
         p.max_in_flight_per_connection = self
             .max_in_flight_per_connection
             .unwrap_or(p.max_in_flight_per_connection);

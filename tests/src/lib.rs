@@ -104,3 +104,23 @@ where
         .expect("the host did not start");
     HostProcess { child, base }
 }
+
+/// `wasmrtc serve --config <config>` (the file must listen on 127.0.0.1:0).
+pub fn start_host_with_config(config: &std::path::Path) -> HostProcess {
+    start_host([
+        std::ffi::OsStr::new("serve"),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ])
+}
+
+/// The text a host's `GET /metrics` answers (without a token).
+pub async fn metrics_text(base: &str) -> String {
+    let url = format!("{base}/metrics");
+    reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}

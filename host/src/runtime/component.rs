@@ -155,11 +155,6 @@ impl HandlerComponent {
         self.inner.http_import.as_deref()
     }
 
-    /// The stream's outbound access, if it has a grant.
-    pub fn outbound(&self) -> Option<&Arc<Outbound>> {
-        self.inner.outbound.as_ref()
-    }
-
     /// The same component with its stream's outbound access (or none). A component
     /// that imports `wasi:http` is refused without one, naming the missing grant.
     pub fn with_outbound(&self, outbound: Option<Arc<Outbound>>) -> Result<Self, LoadError> {

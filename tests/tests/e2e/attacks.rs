@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer, poll_until};
-use wasmrtc_tests::{HostProcess, guests, start_host};
+use wasmrtc_tests::{HostProcess, guests, metrics_text, start_host, start_host_with_config};
 
 /// Resident set size of a process, in bytes.
 fn rss_of(pid: u32) -> usize {
@@ -177,12 +177,7 @@ async fn candidate_floods_meet_their_bounds_and_host_memory_stays_flat() {
         (429, Some("too_many_candidates"))
     );
 
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&base).await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("wasmrtc_client_refused_total{reason=\"candidates\"}"))
@@ -283,12 +278,7 @@ async fn slowloris_connections_are_capped_and_closed_at_the_header_timeout() {
     );
     let spec = reqwest::get(format!("{base}/spec")).await.unwrap();
     assert_eq!(spec.status(), 200);
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&base).await;
     assert!(
         metrics.lines().any(|l| l
             .starts_with("wasmrtc_client_refused_total{reason=\"http_connections\"}")
@@ -317,11 +307,7 @@ async fn pictures_over_the_maximum_size_never_reach_the_decoder() {
         ),
     )
     .unwrap();
-    let host = start_host([
-        std::ffi::OsStr::new("serve"),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
+    let host = start_host_with_config(&config);
     let witness = Witness::connect(&format!("{}/streams/echo", host.base)).await;
     let flip = format!("{}/streams/flip", host.base);
 
@@ -360,12 +346,7 @@ async fn pictures_over_the_maximum_size_never_reach_the_decoder() {
         fair.wait_video(10, Duration::from_secs(20)).await,
         "a picture within the bound is still flipped"
     );
-    let metrics = reqwest::get(format!("{}/metrics", host.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&host.base).await;
     let refused: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("wasmrtc_client_refused_total{reason=\"video_size\"} "))

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{HostProcess, guests, start_host, wasmrtc_bin};
+use wasmrtc_tests::{HostProcess, guests, metrics_text, start_host_with_config, wasmrtc_bin};
 
 const WAIT: Duration = Duration::from_secs(20);
 const KEY: &str = "sk-test-0123456789";
@@ -127,11 +127,7 @@ fn config_dir(tag: &str) -> PathBuf {
 fn serve(dir: &Path, text: &str) -> HostProcess {
     let path = dir.join("wasmrtc.toml");
     std::fs::write(&path, text).unwrap();
-    start_host([
-        std::ffi::OsStr::new("serve"),
-        "--config".as_ref(),
-        path.as_os_str(),
-    ])
+    start_host_with_config(&path)
 }
 
 /// Connect to `stream` on `host`, ask `question` by text, and return the `reply`
@@ -154,15 +150,6 @@ async fn ask(host: &HostProcess, stream: &str, question: &str) -> (TestPeer, Str
     let reply = reply.to_string();
     eprintln!("{stream}: {reply}");
     (peer, reply)
-}
-
-async fn metrics(host: &HostProcess) -> String {
-    reqwest::get(format!("{}/metrics", host.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -291,7 +278,7 @@ async fn assistant_calls_a_granted_service_with_a_host_held_key_and_nothing_else
         .expect("a second answer")
         .to_string();
     assert!(again.contains("Echo: again"), "{again}");
-    let text = metrics(&host).await;
+    let text = metrics_text(&host.base).await;
     for (stream, host_label, outcome) in [
         ("agent", s1.as_str(), "ok"),
         ("other", s2.as_str(), "ok"),
@@ -344,7 +331,7 @@ async fn loopback_is_refused_unless_allowed_and_persistent_refusals_end_the_inst
         "wasmrtc_handler_failures_total{tenant=\"\",stream=\"stray\",cause=\"outbound-abuse\"} 1";
     let mut text = String::new();
     for _ in 0..100 {
-        text = metrics(&host).await;
+        text = metrics_text(&host.base).await;
         if text.contains(row) {
             break;
         }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmrtc::Transport;
 use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants, TokenHash, token_sha256};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{HostProcess, guests, start_host, test_runtime, wasmrtc_bin};
+use wasmrtc_tests::{HostProcess, guests, test_runtime, wasmrtc_bin};
 
 const WAIT: Duration = Duration::from_secs(20);
 const RATE: usize = peer::AUDIO_RATE as usize;
@@ -213,10 +213,6 @@ async fn get(url: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
-async fn metrics_text(base: &str) -> String {
-    get(&format!("{base}/metrics")).await.text().await.unwrap()
 }
 
 /// The default of the `gain` slider new connections get (1.0 for v1, 2.0 for v2).
@@ -476,7 +472,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
         .count();
     assert_eq!(files, 1, "only version 1's component is stored");
 
-    let metrics = metrics_text(base).await;
+    let metrics = wasmrtc_tests::metrics_text(base).await;
     assert!(
         metrics.contains("wasmrtc_uploads_total{tenant=\"a\",result=\"rejected\"} 11"),
         "{metrics}"
@@ -665,7 +661,7 @@ async fn metrics_count_connections_refusals_and_failures() {
     let trap = "wasmrtc_handler_failures_total{tenant=\"a\",stream=\"trap\",cause=\"trap\"}";
     let deadline = Instant::now() + WAIT;
     loop {
-        let text = metrics_text(base).await;
+        let text = wasmrtc_tests::metrics_text(base).await;
         if metric(&text, trap).is_some_and(|n| n >= 1) {
             break;
         }
@@ -673,7 +669,7 @@ async fn metrics_count_connections_refusals_and_failures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let text = metrics_text(base).await;
+    let text = wasmrtc_tests::metrics_text(base).await;
     eprintln!("{text}");
     for (line, value) in [
         (
@@ -763,11 +759,7 @@ async fn metrics_can_ask_for_a_token() {
 // ---- the real binary: CLI, restart, SIGKILL mid-upload ----
 
 fn start(config: &Path) -> HostProcess {
-    start_host([
-        std::ffi::OsStr::new("serve"),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ])
+    wasmrtc_tests::start_host_with_config(config)
 }
 
 fn cli(args: &[&str]) -> (bool, String, String) {

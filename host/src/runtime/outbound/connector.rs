@@ -100,19 +100,26 @@ pub(crate) async fn send(
 ) -> Result<Sent, Error> {
     let stream = access.stream.clone();
     let Some(target) = Target::of(request.uri()) else {
-        conn.violations.fetch_add(1, Ordering::Relaxed);
-        metrics::count(&stream, "denied", Outcome::Denied);
-        tracing::warn!(stream = %stream, "outbound request refused: not an http(s) URL with a host");
-        return Err(Error::HttpRequestUriInvalid);
+        let url = request.uri().to_string();
+        return Err(deny(
+            &conn,
+            &stream,
+            &url,
+            "not an http(s) URL with a host",
+            Error::HttpRequestUriInvalid,
+        ));
     };
     let Some(rule) = access
         .grant
         .rule_for(target.scheme, &target.host, target.port)
     else {
-        conn.violations.fetch_add(1, Ordering::Relaxed);
-        metrics::count(&stream, "denied", Outcome::Denied);
-        tracing::warn!(stream = %stream, url = %target.url(), "outbound request refused: not in the stream's grant");
-        return Err(Error::HttpRequestDenied);
+        return Err(deny(
+            &conn,
+            &stream,
+            &target.url(),
+            "not in the stream's grant",
+            Error::HttpRequestDenied,
+        ));
     };
     let label = rule.pattern.as_str().to_string();
     let result = attempt(&access, &conn, rule, &target, request, options, &label).await;
@@ -128,6 +135,15 @@ pub(crate) async fn send(
         tracing::info!(stream = %stream, url = %target.url(), error = %e, "outbound request failed");
     }
     result
+}
+
+/// Refuse a request its grant does not cover: a violation, logged and counted
+/// under `denied`.
+fn deny(conn: &ConnectionBudget, stream: &Arc<str>, url: &str, why: &str, error: Error) -> Error {
+    conn.violations.fetch_add(1, Ordering::Relaxed);
+    metrics::count(stream, "denied", Outcome::Denied);
+    tracing::warn!(stream = %stream, url = %url, "outbound request refused: {why}");
+    error
 }
 
 /// The metrics outcome of an error.
