@@ -63,6 +63,24 @@
 //! ]
 //! variables = { MODEL = "gpt-4o-mini" }   # the guest's environment
 //! ```
+//!
+//! Clients behind NAT reach the host through the STUN and TURN servers of the
+//! `[ice]` table (every stream's, unless a stream sets its own `[stream.ice]`),
+//! handed out at `GET {prefix}/rtc_configuration` (see [`crate::transport::ice_servers`]):
+//!
+//! ```toml
+//! advertise = ["203.0.113.7", "2001:db8::7"]   # one IP or several
+//!
+//! [secrets]
+//! turn = { file = "secrets/turn" }          # coturn's static-auth-secret
+//!
+//! [ice]
+//! servers = [{ urls = ["stun:stun.example.org:3478"] }]
+//! turn_urls = ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"]
+//! turn_secret = "turn"                      # credentials minted per client
+//! turn_ttl = 3600                           # seconds they are valid
+//! # transport_policy = "relay"              # clients use the relay only
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -75,6 +93,7 @@ use toml::Spanned;
 use crate::runtime::breaker::BreakerPolicy;
 use crate::runtime::outbound::{OutboundGrant, OutboundPolicy, Secrets};
 pub use crate::tenancy::TenantConfig;
+use crate::transport::ice_servers::{self, IceServer, IceServers, TurnRest, TurnSecret};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -84,8 +103,11 @@ pub struct HostConfig {
     pub listen: Option<SocketAddr>,
     /// UDP address for WebRTC media, if not the HTTP one.
     pub udp: Option<SocketAddr>,
-    /// Address put in SDP answers.
-    pub advertise: Option<IpAddr>,
+    /// Addresses put in SDP answers: one IP or a list.
+    pub advertise: Option<Advertise>,
+    /// STUN and TURN servers handed to clients.
+    #[serde(default)]
+    pub ice: IceEntry,
     /// The streams.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamEntry>,
@@ -113,6 +135,109 @@ pub struct HostConfig {
     /// Secrets grant rules may inject, by name.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretEntry>,
+}
+
+/// `advertise = "203.0.113.7"` or `advertise = ["203.0.113.7", "2001:db8::7"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Advertise {
+    /// One address.
+    One(IpAddr),
+    /// Several.
+    Many(Vec<IpAddr>),
+}
+
+impl Advertise {
+    /// The addresses.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        match self {
+            Advertise::One(ip) => vec![*ip],
+            Advertise::Many(ips) => ips.clone(),
+        }
+    }
+}
+
+/// An `[ice]` (or `[stream.ice]`) table: the STUN and TURN servers clients get.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceEntry {
+    /// Servers handed out as written: `{ urls = […], username = …, credential = … }`.
+    #[serde(default)]
+    pub servers: Vec<IceServer>,
+    /// URLs of a TURN server sharing `turn_secret` with the host.
+    #[serde(default)]
+    pub turn_urls: Vec<String>,
+    /// The `[secrets]` entry holding that server's shared secret (coturn's
+    /// `static-auth-secret`): credentials are minted from it per client.
+    pub turn_secret: Option<String>,
+    /// Seconds minted credentials are valid (default 3600, within 60..=86400).
+    pub turn_ttl: Option<u64>,
+    /// `"all"` (the default) or `"relay"`: clients use relayed candidates only.
+    pub transport_policy: Option<String>,
+}
+
+impl IceEntry {
+    /// Whether the table sets anything.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+            && self.turn_urls.is_empty()
+            && self.turn_secret.is_none()
+            && self.transport_policy.is_none()
+    }
+
+    /// The servers the table declares, with the shared secret from `secrets`.
+    pub fn servers(&self, secrets: &Secrets) -> Result<IceServers, String> {
+        let secret =
+            match &self.turn_secret {
+                Some(name) => Some(secrets.get(name).ok_or_else(|| {
+                    format!("`turn_secret`: `{name}` is not declared in [secrets]")
+                })?),
+                None => None,
+            };
+        self.build(secret)
+    }
+
+    /// The servers, `secret` standing for the shared one.
+    fn build(&self, secret: Option<&str>) -> Result<IceServers, String> {
+        let rest = match (secret, self.turn_urls.is_empty()) {
+            (None, true) => None,
+            (None, false) => {
+                return Err(
+                    "`turn_urls` needs `turn_secret` (or give the server in `servers` with its credentials)"
+                        .into(),
+                );
+            }
+            (Some(secret), _) => Some(
+                TurnRest::new(
+                    self.turn_urls.clone(),
+                    TurnSecret::new(secret).map_err(|e| e.to_string())?,
+                    self.turn_ttl.unwrap_or(ice_servers::DEFAULT_TTL.as_secs()),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        let servers = IceServers::new(self.servers.clone(), rest).map_err(|e| e.to_string())?;
+        match self.transport_policy.as_deref() {
+            None | Some("all") => Ok(servers),
+            Some("relay") => servers.relay_only().map_err(|e| e.to_string()),
+            Some(other) => Err(format!(
+                "`transport_policy`: {other:?} is neither \"all\" nor \"relay\""
+            )),
+        }
+    }
+
+    /// Check the table without reading secrets: `declared` are the `[secrets]` names.
+    fn check(&self, declared: &BTreeMap<String, SecretEntry>) -> Result<(), String> {
+        if let Some(name) = &self.turn_secret
+            && !declared.contains_key(name)
+        {
+            return Err(format!(
+                "`turn_secret`: `{name}` is not declared in [secrets]"
+            ));
+        }
+        self.build(self.turn_secret.as_ref().map(|_| "placeholder"))
+            .map(drop)
+    }
 }
 
 /// The `[outbound]` table: each key absent keeps the default of [`OutboundPolicy`].
@@ -204,6 +329,14 @@ pub struct SecretEntry {
 }
 
 impl HostConfig {
+    /// Whether anything uses a secret: a grant of a stream or a shared TURN secret.
+    pub fn needs_secrets(&self) -> bool {
+        self.ice.turn_secret.is_some()
+            || self.streams.iter().any(|s| {
+                s.outbound.is_some() || s.ice.as_ref().is_some_and(|i| i.turn_secret.is_some())
+            })
+    }
+
     /// Read every secret the `[secrets]` table names (never printed).
     pub fn read_secrets(&self) -> Result<Secrets, String> {
         let mut pairs = Vec::new();
@@ -357,6 +490,8 @@ pub struct StreamEntry {
     pub connect_timeout: Option<f64>,
     /// What the stream's handler may reach.
     pub outbound: Option<OutboundEntry>,
+    /// The stream's own STUN and TURN servers, instead of the host's `[ice]`.
+    pub ice: Option<IceEntry>,
 }
 
 /// A configuration file that cannot be used, naming file, line and key.
@@ -422,6 +557,19 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
     }
     config.breaker.check().map_err(err)?;
     config.outbound.policy().map_err(err)?;
+    config
+        .ice
+        .check(&config.secrets)
+        .map_err(|e| err(format!("[ice] {e}")))?;
+    if let Some(ips) = config.advertise.as_ref().map(Advertise::ips)
+        && (ips.is_empty() || ips.len() > crate::MAX_ADVERTISED)
+    {
+        return Err(err(format!(
+            "`advertise`: {} addresses; give 1 to {}",
+            ips.len(),
+            crate::MAX_ADVERTISED
+        )));
+    }
     for entry in config.secrets.values_mut() {
         if let Some(file) = &entry.file {
             entry.file = Some(base.join(file));
@@ -511,6 +659,10 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
                     "stream `{name}`: `{{{{secret.{secret}}}}}` is not declared in [secrets]"
                 )));
             }
+        }
+        if let Some(ice) = &s.ice {
+            ice.check(&config.secrets)
+                .map_err(|e| err(format!("stream `{name}`, [stream.ice] {e}")))?;
         }
         for (key, v) in [
             ("time_limit", s.time_limit),

@@ -30,4 +30,4 @@ pub mod tenancy;
 pub mod transport;
 
 pub use lifecycle::Lifecycle;
-pub use stream::{HookError, Stream, StreamConfig, Transport};
+pub use stream::{HookError, MAX_ADVERTISED, Stream, StreamConfig, Transport};

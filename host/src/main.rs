@@ -15,6 +15,7 @@ use wasmrtc::runtime::outbound::{Outbound, OutboundPolicy, Secrets};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::client::{self, Client};
 use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
+use wasmrtc::transport::{IceServer, IceServers};
 use wasmrtc::{Lifecycle, Stream, StreamConfig, Transport};
 
 #[derive(Parser)]
@@ -54,9 +55,27 @@ enum Command {
         /// UDP address for WebRTC media, if not the HTTP one.
         #[arg(long)]
         udp: Option<SocketAddr>,
-        /// Address put in SDP answers (behind NAT, or when listening on 0.0.0.0).
+        /// Address put in SDP answers (behind NAT, or when listening on 0.0.0.0); repeat
+        /// for several (e.g. an IPv4 and an IPv6 one, with `--udp [::]:PORT`).
         #[arg(long)]
-        advertise: Option<IpAddr>,
+        advertise: Vec<IpAddr>,
+        /// A STUN server handed to clients (`stun:host:port`); repeatable.
+        #[arg(long)]
+        stun: Vec<String>,
+        /// A TURN server sharing `--turn-secret-file` with the host
+        /// (`turn:host:port?transport=udp`); repeatable.
+        #[arg(long, requires = "turn_secret_file")]
+        turn: Vec<String>,
+        /// File holding the TURN server's shared secret (coturn's `static-auth-secret`):
+        /// credentials are minted from it for each client.
+        #[arg(long, requires = "turn")]
+        turn_secret_file: Option<PathBuf>,
+        /// Seconds minted TURN credentials are valid (default 3600).
+        #[arg(long)]
+        turn_ttl: Option<u64>,
+        /// `all` (default) or `relay`: clients use relayed candidates only.
+        #[arg(long)]
+        ice_transport_policy: Option<String>,
         /// Most connections at once (default: unlimited within the instance pool).
         #[arg(long)]
         concurrency_limit: Option<usize>,
@@ -219,6 +238,42 @@ async fn serve_until_stopped(
     Ok(())
 }
 
+/// The ICE servers of `serve`'s flags: STUN URLs, and TURN URLs with the secret file.
+fn cli_ice(
+    stun: Vec<String>,
+    turn: Vec<String>,
+    secret_file: Option<&std::path::Path>,
+    ttl: Option<u64>,
+    policy: Option<String>,
+) -> anyhow::Result<IceServers> {
+    let mut secrets = Secrets::default();
+    if let Some(file) = secret_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the TURN secret {}", file.display()))?;
+        secrets = Secrets::new([("turn".to_string(), text)]).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: not a usable TURN secret (empty, over 4096 bytes, or with control characters)",
+                file.display()
+            )
+        })?;
+    }
+    let entry = wasmrtc::config::IceEntry {
+        servers: stun
+            .into_iter()
+            .map(|url| IceServer {
+                urls: vec![url],
+                username: None,
+                credential: None,
+            })
+            .collect(),
+        turn_secret: secret_file.map(|_| "turn".to_string()),
+        turn_urls: turn,
+        turn_ttl: ttl,
+        transport_policy: policy,
+    };
+    entry.servers(&secrets).map_err(anyhow::Error::msg)
+}
+
 fn stem(path: &std::path::Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -233,6 +288,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             udp,
             advertise,
+            stun,
+            turn,
+            turn_secret_file,
+            turn_ttl,
+            ice_transport_policy,
             concurrency_limit,
             time_limit,
             vp8_cpu_used,
@@ -244,7 +304,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut entries = Vec::new();
             let mut outbound_policy = OutboundPolicy::default();
             let mut secrets = Secrets::default();
-            let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, None);
+            let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, Vec::new());
+            // The host's STUN and TURN servers; each stream's own, by name.
+            let mut ice = IceServers::default();
+            let mut stream_ice = std::collections::HashMap::new();
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
             let mut max_size_cfg = None;
@@ -253,14 +316,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut metrics_token = None;
             if let Some(path) = &config {
                 let file = wasmrtc::config::load(path)?;
-                (listen_cfg, udp_cfg, advertise_cfg) = (file.listen, file.udp, file.advertise);
+                (listen_cfg, udp_cfg) = (file.listen, file.udp);
+                advertise_cfg = file.advertise.as_ref().map(|a| a.ips()).unwrap_or_default();
                 runtime_config.breaker = file.breaker.policy();
                 vp8_cfg = file.video.vp8_cpu_used;
                 max_size_cfg = file.video.max_size;
                 http_cfg = file.http.clone();
                 outbound_policy = file.outbound.policy().map_err(anyhow::Error::msg)?;
-                if file.streams.iter().any(|s| s.outbound.is_some()) {
+                if file.needs_secrets() {
                     secrets = file.read_secrets().map_err(anyhow::Error::msg)?;
+                }
+                ice = file
+                    .ice
+                    .servers(&secrets)
+                    .map_err(|e| anyhow::anyhow!("[ice] {e}"))?;
+                for s in &file.streams {
+                    if let Some(entry) = &s.ice {
+                        let servers = entry.servers(&secrets).map_err(|e| {
+                            anyhow::anyhow!("stream `{}`, [stream.ice] {e}", s.name.get_ref())
+                        })?;
+                        stream_ice.insert(s.name.get_ref().clone(), Arc::new(servers));
+                    }
                 }
                 metrics_token = file
                     .metrics_token_sha256
@@ -277,6 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             StreamConfig::default().connect_timeout,
                             Duration::from_secs_f64,
                         ),
+                        ice: stream_ice.remove(s.name.get_ref()),
                     };
                     let prefix = s.prefix();
                     let grant = s
@@ -301,6 +378,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 entries.push((stem(&handler), handler, String::new(), limits, None));
             }
+            if !(stun.is_empty() && turn.is_empty() && ice_transport_policy.is_none()) {
+                ice = cli_ice(
+                    stun,
+                    turn,
+                    turn_secret_file.as_deref(),
+                    turn_ttl,
+                    ice_transport_policy,
+                )?;
+            }
             let runtime = Runtime::new(runtime_config)?;
             let listen = listen
                 .or(listen_cfg)
@@ -310,8 +396,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let http_addr = http.local_addr()?;
             let udp = udp.or(udp_cfg).unwrap_or(http_addr);
-            let mut transport = Transport::bind(udp, advertise.or(advertise_cfg))
-                .with_context(|| format!("cannot bind UDP {udp}"))?;
+            let advertise = if advertise.is_empty() {
+                advertise_cfg
+            } else {
+                advertise
+            };
+            let mut transport = Transport::bind(udp, None)
+                .with_context(|| format!("cannot bind UDP {udp}"))?
+                .with_advertised(&advertise)
+                .map_err(anyhow::Error::msg)?
+                .with_ice_servers(ice);
             if let Some(cpu_used) = vp8_cpu_used.or(vp8_cfg) {
                 transport = transport.with_vp8_cpu_used(cpu_used);
             }

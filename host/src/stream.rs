@@ -13,7 +13,10 @@ use crate::runtime::{HandlerComponent, StreamSpec};
 use crate::session::{
     Admission, Command, ConnectionHandle, Connections, MaxPicture, Outputs, Slot,
 };
-use crate::transport::UdpMux;
+use crate::transport::{IceServers, UdpMux};
+
+/// Most addresses a host advertises (see [`Transport::with_advertised`]).
+pub const MAX_ADVERTISED: usize = 8;
 
 /// Why a stream refused a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,9 @@ pub struct StreamConfig {
     pub time_limit: Option<Duration>,
     /// A WebRTC offer whose connection is not up within this is dropped (FastRTC: 30 s).
     pub connect_timeout: Duration,
+    /// The stream's own STUN and TURN servers; `None` hands out the host's
+    /// ([`Transport::with_ice_servers`]).
+    pub ice: Option<Arc<IceServers>>,
 }
 
 impl Default for StreamConfig {
@@ -42,6 +48,7 @@ impl Default for StreamConfig {
             concurrency_limit: None,
             time_limit: None,
             connect_timeout: Duration::from_secs(30),
+            ice: None,
         }
     }
 }
@@ -51,7 +58,10 @@ impl Default for StreamConfig {
 #[derive(Clone)]
 pub struct Transport {
     pub(crate) mux: UdpMux,
-    pub(crate) advertised: SocketAddr,
+    /// The socket's addresses as clients reach it; never empty.
+    pub(crate) advertised: Arc<[SocketAddr]>,
+    /// The STUN and TURN servers handed to clients of streams that set none.
+    pub(crate) ice: Arc<IceServers>,
     pub(crate) lifecycle: Lifecycle,
     /// libvpx `cpu-used` of the VP8 sent to clients (see [`Transport::with_vp8_cpu_used`]).
     pub(crate) vp8_cpu_used: i32,
@@ -72,7 +82,8 @@ impl Transport {
             local.ip()
         });
         Ok(Self {
-            advertised: SocketAddr::new(ip, local.port()),
+            advertised: Arc::new([SocketAddr::new(ip, local.port())]),
+            ice: Arc::new(IceServers::default()),
             mux,
             lifecycle: Lifecycle::new(),
             vp8_cpu_used: crate::media::Vp8Settings::default().cpu_used,
@@ -99,9 +110,39 @@ impl Transport {
         self
     }
 
-    /// The address clients send media to.
+    /// Put a host candidate at each of `ips` (on the socket's port) in answers,
+    /// instead of the one `bind` chose: a public IP behind 1:1 NAT, an IPv6 address
+    /// next to an IPv4 one (bind `[::]` for both), at most [`MAX_ADVERTISED`].
+    /// An empty list keeps the current one.
+    pub fn with_advertised(mut self, ips: &[std::net::IpAddr]) -> Result<Self, String> {
+        if ips.len() > MAX_ADVERTISED {
+            return Err(format!(
+                "{} advertised addresses: at most {MAX_ADVERTISED}",
+                ips.len()
+            ));
+        }
+        if !ips.is_empty() {
+            let port = self.mux.local_addr().port();
+            self.advertised = ips.iter().map(|&ip| SocketAddr::new(ip, port)).collect();
+        }
+        Ok(self)
+    }
+
+    /// Hand `servers` to the clients of every stream that sets none of its own
+    /// (`GET {prefix}/rtc_configuration`, and the built-in page).
+    pub fn with_ice_servers(mut self, servers: IceServers) -> Self {
+        self.ice = Arc::new(servers);
+        self
+    }
+
+    /// The address clients send media to (the first advertised one).
     pub fn advertised(&self) -> SocketAddr {
-        self.advertised
+        self.advertised[0]
+    }
+
+    /// Every address put in answers as a host candidate.
+    pub fn advertised_all(&self) -> &[SocketAddr] {
+        &self.advertised
     }
 
     /// The host's lifecycle: [`Lifecycle::shutdown`] drains every stream served over
@@ -216,6 +257,15 @@ impl Stream {
     /// The stream's limits.
     pub fn config(&self) -> &StreamConfig {
         &self.inner.config
+    }
+
+    /// The STUN and TURN servers this stream's clients get: its own, or the host's.
+    pub fn ice_servers(&self) -> &IceServers {
+        self.inner
+            .config
+            .ice
+            .as_deref()
+            .unwrap_or(&self.inner.transport.ice)
     }
 
     /// Connections now admitted (connecting or connected).

@@ -2,6 +2,7 @@
 
 mod app;
 mod hooks;
+mod ice;
 mod offer;
 pub mod openapi;
 mod reply;
@@ -35,6 +36,7 @@ pub(crate) fn stream_routes(stream: Stream) -> Router {
         .route("/telephone/handler", get(telephone::handler))
         .route("/", get(ui::page))
         .route("/spec", get(ui::spec))
+        .route("/rtc_configuration", get(ice::rtc_configuration))
         .route("/ui/{file}", get(ui::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(stream)

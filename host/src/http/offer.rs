@@ -162,7 +162,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         Err(e) => return reply::failed(e.code()),
     };
     let (mut peer, answer) =
-        match Peer::accept(&inner.transport.mux, inner.transport.advertised, sdp) {
+        match Peer::accept(&inner.transport.mux, &inner.transport.advertised, sdp) {
             Ok(p) => p,
             Err(e) => {
                 return reply::failed_with(StatusCode::BAD_REQUEST, "invalid_sdp", &e.to_string());

@@ -59,9 +59,21 @@ pub enum Counter {
     CandidatesRefused,
     /// Client video frames announcing a picture over the stream's maximum size.
     VideoTooLarge,
+    /// WebRTC connections up over the client's host candidate.
+    IceHost,
+    /// … over its server-reflexive candidate (through a NAT, found by STUN).
+    IceServerReflexive,
+    /// … over a peer-reflexive address (learned from its checks).
+    IcePeerReflexive,
+    /// … through a TURN relay.
+    IceRelay,
+    /// WebRTC offers answered whose connection was not up within the connect timeout.
+    IceTimeout,
+    /// TURN credentials minted for clients (`GET {prefix}/rtc_configuration`).
+    TurnCredentials,
 }
 
-static COUNTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static COUNTS: [AtomicU64; 13] = [const { AtomicU64::new(0) }; 13];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

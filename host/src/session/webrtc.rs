@@ -21,7 +21,7 @@ use super::video::{Decoded, MaxPicture, VideoIn, VideoOut, codec_of, offload};
 use crate::lifecycle::Lifecycle;
 use crate::media::{MediaError, VideoCodec};
 use crate::runtime::{Modality, Mode, StreamSpec, VideoFrame};
-use crate::transport::{Peer, PeerEvent};
+use crate::transport::{Peer, PeerEvent, Route};
 
 /// How long an ending session waits for a data channel that is not open yet.
 const LINGER: Duration = Duration::from_secs(5);
@@ -136,6 +136,15 @@ impl WebRtcSession {
             End::PeerGone => "peer left",
             End::HandlerGone => "handler task ended",
         };
+        if matches!(end, End::Core(CloseReason::ConnectTimeout)) {
+            stats::count(Counter::IceTimeout);
+            let why = if self.peer.heard_from_client() {
+                "the client's packets arrived but the connection did not come up (DTLS or ICE failed)"
+            } else {
+                "no packet from the client reached the media port: its network may block UDP, or it needs a TURN relay (see `[ice]`)"
+            };
+            tracing::warn!(stream = %self.stream, connection = %self.id, "ICE did not complete: {why}");
+        }
         let counts = self.core.stats();
         tracing::info!(stream = %self.stream, connection = %self.id, calls = counts.calls, video_dropped = counts.video_dropped, audio_dropped = counts.audio_dropped, "connection ended: {reason}");
         if !matches!(end, End::PeerGone) {
@@ -382,7 +391,14 @@ impl WebRtcSession {
                 {
                     tracing::error!(connection = %self.id, "media set-up failed: {e}");
                 }
-                tracing::info!(stream = %self.stream, connection = %self.id, "connected");
+                let route = self.peer.route();
+                stats::count(match route {
+                    Route::Host => Counter::IceHost,
+                    Route::ServerReflexive => Counter::IceServerReflexive,
+                    Route::PeerReflexive => Counter::IcePeerReflexive,
+                    Route::Relay => Counter::IceRelay,
+                });
+                tracing::info!(stream = %self.stream, connection = %self.id, candidate = route.as_str(), "connected");
             }
             PeerEvent::Closed => return Some(End::PeerGone),
             PeerEvent::ChannelOpen => {

@@ -16,6 +16,8 @@
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
 //! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`) |
+//! | `wasmrtc_ice_outcomes_total` | counter | outcome (`host`, `srflx`, `prflx`, `relay`, `timeout`) |
+//! | `wasmrtc_turn_credentials_total` | counter | |
 //! | `wasmrtc_outbound_requests_total` | counter | stream, host (grant entry or `denied`), outcome |
 //!
 //! Streams of the configuration file appear with `tenant=""`. Counters of a stream
@@ -346,6 +348,27 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
         .into_iter()
         .map(|(reason, c)| format!("{{reason=\"{reason}\"}} {}", counted(c)))
         .collect(),
+    );
+    family(
+        "wasmrtc_ice_outcomes_total",
+        "counter",
+        "How WebRTC connections came up, by the client's candidate type (`host`, `srflx` through a NAT, `prflx` learned from its checks, `relay` through TURN), or `timeout`: not up within the connect timeout.",
+        [
+            ("host", Counter::IceHost),
+            ("srflx", Counter::IceServerReflexive),
+            ("prflx", Counter::IcePeerReflexive),
+            ("relay", Counter::IceRelay),
+            ("timeout", Counter::IceTimeout),
+        ]
+        .into_iter()
+        .map(|(outcome, c)| format!("{{outcome=\"{outcome}\"}} {}", counted(c)))
+        .collect(),
+    );
+    family(
+        "wasmrtc_turn_credentials_total",
+        "counter",
+        "TURN credentials minted for clients from the shared secret (`GET {prefix}/rtc_configuration`).",
+        vec![format!(" {}", counted(Counter::TurnCredentials))],
     );
     family(
         "wasmrtc_outbound_requests_total",

@@ -1,9 +1,12 @@
-//! WebRTC transport: one UDP socket shared by every peer, and a sans-IO str0m
-//! peer connection per client driven by the session's task.
+//! WebRTC transport: one UDP socket shared by every peer, a sans-IO str0m
+//! peer connection per client driven by the session's task, and the STUN and TURN
+//! servers handed to clients so that they can reach that socket from behind NAT.
 
+pub mod ice_servers;
 mod peer;
 mod stun;
 mod udp;
 
-pub use peer::{OfferError, Peer, PeerEvent, TrackKinds, shared_cert};
+pub use ice_servers::{IceServer, IceServers};
+pub use peer::{OfferError, Peer, PeerEvent, Route, TrackKinds, shared_cert};
 pub use udp::{Datagram, PeerSocket, UdpMux, UdpStats};

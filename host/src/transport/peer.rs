@@ -43,7 +43,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::udp::{Datagram, PeerSocket, UdpMux};
 
@@ -121,11 +121,58 @@ struct Track {
     codec: Codec,
 }
 
+/// Remote candidates remembered per peer, to name the route once connected; an
+/// offer or trickle with more keeps the first ones.
+const MAX_REMOTE_CANDIDATES: usize = 64;
+
+/// The kind of the client's candidate a connection runs over (RFC 8445 §5.1.1):
+/// how the client reached the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The client's own address: no NAT between, or the same network.
+    Host,
+    /// The client's address as a STUN server saw it: through a NAT.
+    ServerReflexive,
+    /// An address the host learned from the client's checks, not from a candidate
+    /// (a NAT, or a candidate the client never sent, such as an mDNS name).
+    PeerReflexive,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl Route {
+    /// The candidate type's name in SDP and `/metrics`: `host`, `srflx`, `prflx`, `relay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Host => "host",
+            Route::ServerReflexive => "srflx",
+            Route::PeerReflexive => "prflx",
+            Route::Relay => "relay",
+        }
+    }
+
+    fn of(kind: CandidateKind) -> Self {
+        match kind {
+            CandidateKind::Host => Route::Host,
+            CandidateKind::ServerReflexive => Route::ServerReflexive,
+            CandidateKind::PeerReflexive => Route::PeerReflexive,
+            CandidateKind::Relayed => Route::Relay,
+        }
+    }
+}
+
 /// A peer connection driven by the session task.
 pub struct Peer {
     rtc: Rtc,
     socket: PeerSocket,
-    local: SocketAddr,
+    /// The host's candidates' addresses (one per advertised IP, on the shared port).
+    advertised: Vec<SocketAddr>,
+    /// The client's candidates: address and kind.
+    remote: Vec<(SocketAddr, CandidateKind)>,
+    /// Where str0m last sent to: once connected, the nominated remote address.
+    sent_to: Option<SocketAddr>,
+    /// Whether any datagram from the client has arrived.
+    heard: bool,
     audio: Option<Track>,
     video: Option<Track>,
     video_in: Option<Mid>,
@@ -162,14 +209,16 @@ pub fn shared_cert() -> str0m::config::DtlsCert {
 }
 
 impl Peer {
-    /// Answer `offer` with one host candidate at `advertised` (the shared socket's
-    /// address as clients should reach it), routing the peer's datagrams through `mux`.
+    /// Answer `offer` with one host candidate per address of `advertised` (the
+    /// shared socket's addresses as clients should reach it: its own, a public IP
+    /// behind 1:1 NAT, an IPv6 one), routing the peer's datagrams through `mux`.
     pub fn accept(
         mux: &UdpMux,
-        advertised: SocketAddr,
-        offer: &str,
+        advertised: &[SocketAddr],
+        offer_sdp: &str,
     ) -> Result<(Self, String), OfferError> {
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Sdp(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| OfferError::Sdp(e.to_string()))?;
         let mut rtc = RtcConfig::new()
             .set_ice_lite(true)
             .set_dtls_cert(shared_cert())
@@ -179,9 +228,14 @@ impl Peer {
             .enable_h264(true)
             .set_stats_interval(None)
             .build(Instant::now());
-        let candidate =
-            Candidate::host(advertised, "udp").map_err(|e| OfferError::Sdp(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        if advertised.is_empty() {
+            return Err(OfferError::Sdp("the host advertises no address".into()));
+        }
+        for &addr in advertised {
+            let candidate =
+                Candidate::host(addr, "udp").map_err(|e| OfferError::Sdp(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer: SdpAnswer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -194,9 +248,20 @@ impl Peer {
             .trim()
             .to_string();
         let socket = mux.register(&ufrag);
+        let remote = offer_sdp
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("a="))
+            .filter(|l| l.starts_with("candidate:"))
+            .filter_map(|l| Candidate::from_sdp_string(l).ok())
+            .take(MAX_REMOTE_CANDIDATES)
+            .map(|c| (c.addr(), c.kind()))
+            .collect();
         let mut peer = Self {
             rtc,
-            local: socket.local_addr(),
+            advertised: advertised.to_vec(),
+            remote,
+            sent_to: None,
+            heard: false,
             socket,
             audio: None,
             video: None,
@@ -214,9 +279,30 @@ impl Peer {
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), String> {
         let line = candidate.trim().trim_start_matches("a=");
         let c = Candidate::from_sdp_string(line).map_err(|e| e.to_string())?;
+        if self.remote.len() < MAX_REMOTE_CANDIDATES {
+            self.remote.push((c.addr(), c.kind()));
+        }
         self.rtc.add_remote_candidate(c);
         self.drain();
         Ok(())
+    }
+
+    /// The kind of the client's candidate the connection runs over: meaningful
+    /// once [`PeerEvent::Connected`] came (str0m sends to the nominated address).
+    pub fn route(&self) -> Route {
+        let Some(to) = self.sent_to else {
+            return Route::PeerReflexive;
+        };
+        self.remote
+            .iter()
+            .find(|(addr, _)| *addr == to)
+            .map_or(Route::PeerReflexive, |&(_, kind)| Route::of(kind))
+    }
+
+    /// Whether any datagram from the client has reached the host (when it has not,
+    /// the client cannot reach the media port: UDP blocked, or a relay needed).
+    pub fn heard_from_client(&self) -> bool {
+        self.heard
     }
 
     /// Whether we can send audio / video to the client.
@@ -278,7 +364,10 @@ impl Peer {
                     self.next_timeout = t;
                     return t;
                 }
-                Ok(Output::Transmit(t)) => self.socket.send(t.destination, &t.contents),
+                Ok(Output::Transmit(t)) => {
+                    self.sent_to = Some(t.destination);
+                    self.socket.send(t.destination, &t.contents)
+                }
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(e) => {
                     // str0m's errors here are fatal; stop it so it cannot repeat one.
@@ -322,12 +411,22 @@ impl Peer {
         let Ok(contents) = d.data.as_slice().try_into() else {
             return;
         };
+        self.heard = true;
+        // str0m takes a check only on one of its candidates' addresses. The socket
+        // may be bound to a wildcard or sit behind NAT, so the datagram is taken as
+        // sent to the advertised address of its family (the socket does not say
+        // which of several the client used; they share the port, so any will do).
+        let destination = self
+            .advertised
+            .iter()
+            .find(|a| a.is_ipv4() == d.source.is_ipv4())
+            .unwrap_or(&self.advertised[0]);
         let input = Input::Receive(
             d.at,
             Receive {
                 proto: Protocol::Udp,
                 source: d.source,
-                destination: self.local,
+                destination: *destination,
                 contents,
             },
         );
@@ -601,7 +700,7 @@ mod tests {
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().unwrap();
         let (mut peer, answer) =
-            Peer::accept(&mux, mux.local_addr(), &offer.to_sdp_string()).unwrap();
+            Peer::accept(&mux, &[mux.local_addr()], &offer.to_sdp_string()).unwrap();
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();

@@ -201,6 +201,14 @@ impl PeerSocket {
 
     /// Send a datagram; errors are logged, as UDP loss is normal.
     pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        // A dual-stack socket (bound to `[::]`) reaches IPv4 peers at their
+        // v4-mapped address; peers see them as plain IPv4 (see [`canonical`]).
+        let to = match to {
+            SocketAddr::V4(v4) if self.shared.local.is_ipv6() => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            to => to,
+        };
         // Never waits: when the socket's send buffer is full the datagram is dropped,
         // as the network would.
         if let Err(e) = send_nonblocking(&self.shared.socket, data, to) {
@@ -265,7 +273,19 @@ fn receive_loop(shared: &Shared) {
             continue;
         }
         shared.counters.received.fetch_add(1, Ordering::Relaxed);
-        route(shared, source, &buf[..n]);
+        route(shared, canonical(source), &buf[..n]);
+    }
+}
+
+/// A source address as peers see it: an IPv4 client of a dual-stack socket arrives
+/// as `[::ffff:a.b.c.d]`, and is `a.b.c.d` to ICE (its candidates name it so).
+fn canonical(source: SocketAddr) -> SocketAddr {
+    match source {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => source,
+        },
+        v4 => v4,
     }
 }
 
