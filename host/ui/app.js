@@ -558,6 +558,35 @@ function waitForIceGathering(pc) {
   });
 }
 
+/** The `RTCConfiguration` the server hands out (its STUN and TURN servers). */
+async function loadRtcConfiguration() {
+  try {
+    const r = await fetch('rtc_configuration', { cache: 'no-store' });
+    const config = r.ok ? await r.json() : null;
+    if (config && Array.isArray(config.iceServers)) return config;
+  } catch { /* an older server, or offline: no servers */ }
+  return { iceServers: [] };
+}
+
+function isTurnUrl(url) {
+  return /^turns?:/i.test(String(url));
+}
+
+/** Why ICE has not completed, as far as the page can tell. */
+function iceReason(s) {
+  const turnErrors = s.iceErrors.filter((e) => isTurnUrl(e.url));
+  const refused = turnErrors.find((e) => e.code === 401 || e.code === 403 || e.code === 431);
+  if (refused) {
+    return `The TURN server refused the credentials (${refused.code}${refused.text ? ` ${refused.text}` : ''}): they may have expired. Reload the page to get new ones.`;
+  }
+  if (turnErrors.length) {
+    const e = turnErrors[0];
+    return `The TURN server ${e.url} could not be used (${e.code}${e.text ? ` ${e.text}` : ''}).`;
+  }
+  if (!s.relay) return 'No TURN relay is configured, so a network that blocks direct connections cannot reach this server.';
+  return 'No route to the server worked in time, the TURN relay included.';
+}
+
 async function start() {
   const media = info.media;
   hideBanner();
@@ -606,8 +635,20 @@ async function start() {
 
   // 2. Peer connection, data channel, transceivers.
   setState('connecting', 'Connecting…');
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const rtcConfig = await loadRtcConfiguration();
+  if (session !== s) return s.local?.getTracks().forEach((t) => t.stop());
+  s.relay = rtcConfig.iceServers.some((server) => [server.urls].flat().some(isTurnUrl));
+  s.iceErrors = [];
+  let pc;
+  try {
+    pc = new RTCPeerConnection(rtcConfig);
+  } catch (e) {
+    return fail(`The server's ICE configuration was refused by the browser: ${e.message}`);
+  }
   s.pc = pc;
+  pc.addEventListener('icecandidateerror', (e) => {
+    if (session === s && s.iceErrors.length < 16) s.iceErrors.push({ url: e.url ?? '', code: e.errorCode, text: e.errorText ?? '' });
+  });
   s.id = Math.random().toString(36).substring(2);
   const dc = pc.createDataChannel('text');
   s.dc = dc;
@@ -675,7 +716,7 @@ async function start() {
     s.es.addEventListener('output', onOutputEvent);
   }
   s.timers.push(setTimeout(() => {
-    if (session === s && !s.connected) setHint('Taking a while to connect. Are you on a VPN?');
+    if (session === s && !s.connected) setHint(`Taking a while to connect. Are you on a VPN? ${iceReason(s)}`);
   }, SLOW_CONNECT_MS));
 }
 
@@ -697,7 +738,7 @@ function onConnectionState(s) {
       setState('connecting', 'Reconnecting…');
       break;
     case 'failed':
-      fail('The connection failed. Check your network and try again.');
+      fail(`The connection failed. Check your network and try again. ${iceReason(s)}`);
       break;
     case 'closed':
       stop('The connection closed.');

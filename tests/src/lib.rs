@@ -105,6 +105,21 @@ where
     HostProcess { child, base }
 }
 
+/// A fresh empty directory under the system's temporary one, named after the test
+/// `area` and `tag` (unique per process and call).
+pub fn scratch_dir(area: &str, tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "wasmrtc-{area}-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
 /// `wasmrtc serve --config <config>` (the file must listen on 127.0.0.1:0).
 pub fn start_host_with_config(config: &std::path::Path) -> HostProcess {
     start_host([

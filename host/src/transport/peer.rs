@@ -684,12 +684,38 @@ mod tests {
         }
     }
 
+    /// With an IPv6 address advertised first, a client on IPv4 connects: its checks
+    /// are taken as sent to the IPv4 candidate (str0m drops checks to an address
+    /// that is none of its candidates, as it did for a socket bound to a wildcard).
+    #[test]
+    fn checks_count_on_the_advertised_address_of_their_family() {
+        let (peer, ..) = connected_pair_advertising(|local| {
+            vec![
+                SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), local.port()),
+                local,
+            ]
+        });
+        assert!(peer.heard_from_client());
+        assert_eq!(
+            peer.route(),
+            Route::Host,
+            "the client offered its host candidate"
+        );
+    }
+
     fn is_rtp(data: &[u8], pt: Pt) -> bool {
         data.len() >= 12 && data[0] >> 6 == 2 && data[1] & 0x7f == *pt
     }
 
     /// A [`Peer`] and a client with a sendrecv audio m-line, connected over loopback.
     fn connected_pair() -> (Peer, Client, UdpMux, Mid) {
+        connected_pair_advertising(|local| vec![local])
+    }
+
+    /// Like [`connected_pair`], the peer advertising `advertised(socket address)`.
+    fn connected_pair_advertising(
+        advertised: impl FnOnce(SocketAddr) -> Vec<SocketAddr>,
+    ) -> (Peer, Client, UdpMux, Mid) {
         shared_cert();
         let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -700,7 +726,7 @@ mod tests {
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().unwrap();
         let (mut peer, answer) =
-            Peer::accept(&mux, &[mux.local_addr()], &offer.to_sdp_string()).unwrap();
+            Peer::accept(&mux, &advertised(mux.local_addr()), &offer.to_sdp_string()).unwrap();
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();

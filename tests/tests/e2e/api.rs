@@ -188,34 +188,6 @@ async fn the_custom_app_example_builds_and_serves_its_routes() {
     assert!(spec.contains("brightness"), "{spec}");
 }
 
-/// A data-channel-only offer from a client that will never do ICE.
-fn abandoned_offer() -> String {
-    let fingerprint = (0..32)
-        .map(|i| format!("{:02X}", i * 7 % 256))
-        .collect::<Vec<_>>()
-        .join(":");
-    [
-        "v=0",
-        "o=- 4215775240449105457 2 IN IP4 127.0.0.1",
-        "s=-",
-        "t=0 0",
-        "a=group:BUNDLE 0",
-        "a=msid-semantic: WMS",
-        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-        "c=IN IP4 0.0.0.0",
-        "a=ice-ufrag:abcd",
-        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
-        "a=ice-options:trickle",
-        &format!("a=fingerprint:sha-256 {fingerprint}"),
-        "a=setup:actpass",
-        "a=mid:0",
-        "a=sctp-port:5000",
-        "a=max-message-size:262144",
-        "",
-    ]
-    .join("\r\n")
-}
-
 #[tokio::test]
 async fn an_abandoned_offer_is_reaped_and_frees_its_slot() {
     let rt = test_runtime();
@@ -232,7 +204,7 @@ async fn an_abandoned_offer_is_reaped_and_frees_its_slot() {
     let offer = |id: &str| {
         client
             .post(format!("http://{addr}/webrtc/offer"))
-            .json(&serde_json::json!({"sdp": abandoned_offer(), "type": "offer", "webrtc_id": id}))
+            .json(&serde_json::json!({"sdp": peer::abandoned_offer(), "type": "offer", "webrtc_id": id}))
             .send()
     };
     // Two data-channel-only offers fill a limit of 2; the third is refused.

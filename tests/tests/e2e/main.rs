@@ -5,6 +5,7 @@ mod attacks;
 mod browser;
 mod handlers;
 mod hostile;
+mod ice;
 mod languages;
 mod loadgen;
 mod loading;

@@ -118,10 +118,7 @@ fn stream(name: &str, allowed_hosts: &str, api_base: &str, model: &str) -> Strin
 
 /// A fresh directory for a host's configuration.
 fn config_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wasmrtc-outbound-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    wasmrtc_tests::scratch_dir("outbound", tag)
 }
 
 fn serve(dir: &Path, text: &str) -> HostProcess {

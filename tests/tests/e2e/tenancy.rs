@@ -24,16 +24,7 @@ const TOKEN_A: &str = "token-a";
 const TOKEN_B: &str = "token-b";
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "wasmrtc-tenancy-{tag}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    wasmrtc_tests::scratch_dir("tenancy", tag)
 }
 
 fn tenants() -> Vec<TenantConfig> {
