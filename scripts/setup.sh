@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything wasmrtc needs beyond a Rust toolchain, Python and Node:
 # the wasm32-wasip2 target, the C libraries and tools the codecs build against,
-# espeak-ng (the turn-taking tests speak synthesized sentences), and, with --all (what the test suite needs), Chromium and playwright-core for
-# the browser tests and the Python, JavaScript and C handler toolchains.
+# espeak-ng (the turn-taking tests speak synthesized sentences), and, with --all (what the test suite needs), Chromium, coturn and
+# playwright-core for the browser tests and the Python, JavaScript and C handler toolchains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,8 @@ rustup target add wasm32-wasip2 >/dev/null
 
 apt_packages=(cmake pkg-config libvpx-dev nasm clang espeak-ng)
 if [[ "${1:-}" == "--all" || "${1:-}" == "--browser" ]]; then
-  apt_packages+=(chromium)
+  # coturn: the TURN relay the browser tests connect through (tests/browser/turn.test.mjs).
+  apt_packages+=(chromium coturn)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
