@@ -2,7 +2,10 @@
 // with fake media devices, and measurements taken inside the page.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,13 +135,17 @@ export async function screenshot(page, name) {
   return file;
 }
 
-/** Open the page and wait until it has read the spec. */
-export async function openPage(context, url) {
+/**
+ * Open the page and wait until it has read the spec. `opts.beforeLoad(page)`, if
+ * given, runs before the page loads (to add routes or init scripts).
+ */
+export async function openPage(context, url, opts = {}) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.errors = errors;
+  await opts.beforeLoad?.(page);
   await page.goto(url);
   await page.locator('[data-testid="start"]:enabled').waitFor({ timeout: 10_000 });
   return page;
@@ -237,4 +244,118 @@ export async function averageOf(n, gap, fn) {
     if (i + 1 < n) await new Promise((r2) => setTimeout(r2, gap));
   }
   return sums;
+}
+
+/** Debian's coturn. */
+export const TURNSERVER = process.env.TURNSERVER_BIN ?? '/usr/bin/turnserver';
+
+/** A port free for both UDP and TCP on 127.0.0.1 just now (bound to 0, then closed). */
+async function freePort() {
+  for (;;) {
+    const udp = dgram.createSocket('udp4');
+    const port = await new Promise((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+    });
+    const tcp = net.createServer();
+    const ok = await new Promise((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise((r) => udp.close(r));
+    if (ok) {
+      await new Promise((r) => tcp.close(r));
+      return port;
+    }
+  }
+}
+
+/**
+ * Start coturn on 127.0.0.1 with TURN REST API credentials (`--use-auth-secret`):
+ * UDP and TCP on a free port, relay ports on 127.0.0.1, loopback peers allowed (the
+ * wasmrtc under test listens on 127.0.0.1), everything it writes in a fresh temporary
+ * directory, its log on stdout. Returns `{ port, url, logs(), stop() }` once its UDP
+ * listener is open.
+ */
+export async function startTurn({ secret, realm = 'wasmrtc.test' } = {}) {
+  if (!secret) throw new Error('startTurn needs { secret }');
+  if (!fs.existsSync(TURNSERVER)) throw new Error(`${TURNSERVER} is missing: apt-get install coturn (or set TURNSERVER_BIN)`);
+  let last = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    // Relay ports: a random block, away from the listening port; coturn skips any
+    // port of it that is taken.
+    const minPort = 20000 + Math.floor(Math.random() * 100) * 100;
+    const maxPort = minPort + 99;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-turn-'));
+    const args = [
+      '-n', // no configuration file
+      '-v', // logs the listeners it opens, and sessions and allocations
+      '--no-cli', '--no-tls', '--no-dtls', '--no-rfc5780',
+      '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`, `--min-port=${minPort}`, `--max-port=${maxPort}`,
+      '--relay-threads=1',
+      '--use-auth-secret', `--static-auth-secret=${secret}`, `--realm=${realm}`,
+      '--allow-loopback-peers', '--no-multicast-peers',
+      `--pidfile=${path.join(dir, 'turn.pid')}`, `--userdb=${path.join(dir, 'turn.db')}`,
+      '--log-file=stdout', '--simple-log',
+    ];
+    const child = spawn(TURNSERVER, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let output = '';
+    const started = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      const check = () => {
+        if (output.includes(`UDP listener opened on: 127.0.0.1:${port}`)) {
+          clearTimeout(timer);
+          resolve(true);
+        } else if (/Cannot bind|Address already in use/.test(output)) {
+          clearTimeout(timer);
+          resolve(false);
+        }
+      };
+      child.stdout.on('data', (d) => { output += d; check(); });
+      child.stderr.on('data', (d) => { output += d; check(); });
+      child.on('error', (e) => { output += `\n${e}`; clearTimeout(timer); resolve(false); });
+      child.on('exit', () => { clearTimeout(timer); resolve(false); });
+    });
+    const cleanup = () => {
+      running.delete(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    child.on('exit', cleanup);
+    if (started) {
+      return {
+        port,
+        url: `turn:127.0.0.1:${port}?transport=udp`,
+        logs: () => output,
+        async stop() {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exited;
+          clearTimeout(timer);
+        },
+      };
+    }
+    last = output;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+  throw new Error(`turnserver did not start in 5 attempts; last output:\n${last}`);
+}
+
+/**
+ * A TURN REST API credential for coturn's `--use-auth-secret`: the username is the
+ * expiry (Unix seconds) and an id, the credential base64(HMAC-SHA1(secret, username)).
+ * A negative `ttlSeconds` gives an expired one.
+ */
+export function turnCredential(secret, ttlSeconds) {
+  const username = `${Math.floor(Date.now() / 1000) + ttlSeconds}:test`;
+  const credential = crypto.createHmac('sha1', secret).update(username).digest('base64');
+  return { username, credential };
 }
