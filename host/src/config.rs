@@ -80,6 +80,7 @@
 //! turn_secret = "turn"                      # credentials minted per client
 //! turn_ttl = 3600                           # seconds they are valid
 //! # transport_policy = "relay"              # clients use the relay only
+//! # tcp = false                             # no ICE-TCP on the media port
 //! ```
 
 use std::collections::BTreeMap;
@@ -174,6 +175,9 @@ pub struct IceEntry {
     pub turn_ttl: Option<u64>,
     /// `"all"` (the default) or `"relay"`: clients use relayed candidates only.
     pub transport_policy: Option<String>,
+    /// Whether the host offers ICE-TCP on the media port when it shares the HTTP
+    /// port (default true). Host-wide: only in `[ice]`.
+    pub tcp: Option<bool>,
 }
 
 impl IceEntry {
@@ -661,6 +665,11 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
             }
         }
         if let Some(ice) = &s.ice {
+            if ice.tcp.is_some() {
+                return Err(err(format!(
+                    "stream `{name}`, [stream.ice] `tcp`: ICE-TCP is host-wide; set it in [ice]"
+                )));
+            }
             ice.check(&config.secrets)
                 .map_err(|e| err(format!("stream `{name}`, [stream.ice] {e}")))?;
         }

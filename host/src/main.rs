@@ -15,7 +15,7 @@ use wasmrtc::runtime::outbound::{Outbound, OutboundPolicy, Secrets};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::client::{self, Client};
 use wasmrtc::tenancy::{Registry, SqliteStore, Tenants};
-use wasmrtc::transport::{IceServer, IceServers};
+use wasmrtc::transport::{IceServer, IceServers, IceTcp};
 use wasmrtc::{Lifecycle, Stream, StreamConfig, Transport};
 
 #[derive(Parser)]
@@ -76,6 +76,10 @@ enum Command {
         /// `all` (default) or `relay`: clients use relayed candidates only.
         #[arg(long)]
         ice_transport_policy: Option<String>,
+        /// Offer no ICE-TCP candidate (offered when media shares the HTTP port, for
+        /// clients whose network blocks UDP).
+        #[arg(long)]
+        no_ice_tcp: bool,
         /// Most connections at once (default: unlimited within the instance pool).
         #[arg(long)]
         concurrency_limit: Option<usize>,
@@ -203,9 +207,11 @@ async fn serve_until_stopped(
     http: tokio::net::TcpListener,
     app: axum::Router,
     limits: ServerLimits,
+    ice_tcp: Option<IceTcp>,
     lifecycle: Lifecycle,
 ) -> anyhow::Result<()> {
-    let server = wasmrtc::http::server::serve(http, app, limits, lifecycle.draining());
+    let server =
+        wasmrtc::http::server::serve_with_ice_tcp(http, app, limits, ice_tcp, lifecycle.draining());
     let mut server = std::pin::pin!(server);
     let signal = tokio::select! {
         r = &mut server => return r.context("the HTTP server failed"),
@@ -270,6 +276,7 @@ fn cli_ice(
         turn_urls: turn,
         turn_ttl: ttl,
         transport_policy: policy,
+        tcp: None,
     };
     entry.servers(&secrets).map_err(anyhow::Error::msg)
 }
@@ -293,6 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             turn_secret_file,
             turn_ttl,
             ice_transport_policy,
+            no_ice_tcp,
             concurrency_limit,
             time_limit,
             vp8_cpu_used,
@@ -308,6 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The host's STUN and TURN servers; each stream's own, by name.
             let mut ice = IceServers::default();
             let mut stream_ice = std::collections::HashMap::new();
+            let mut ice_tcp = !no_ice_tcp;
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
             let mut max_size_cfg = None;
@@ -326,6 +335,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if file.needs_secrets() {
                     secrets = file.read_secrets().map_err(anyhow::Error::msg)?;
                 }
+                ice_tcp &= file.ice.tcp.unwrap_or(true);
                 ice = file
                     .ice
                     .servers(&secrets)
@@ -406,6 +416,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_advertised(&advertise)
                 .map_err(anyhow::Error::msg)?
                 .with_ice_servers(ice);
+            if ice_tcp && udp == http_addr {
+                transport = transport.with_ice_tcp();
+            }
             if let Some(cpu_used) = vp8_cpu_used.or(vp8_cfg) {
                 transport = transport.with_vp8_cpu_used(cpu_used);
             }
@@ -475,7 +488,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "wasmrtc: serving on http://{http_addr} (WebRTC media on udp {})",
                 transport.advertised()
             );
-            serve_until_stopped(http, app, limits, transport.lifecycle().clone()).await?;
+            serve_until_stopped(
+                http,
+                app,
+                limits,
+                transport.ice_tcp().cloned(),
+                transport.lifecycle().clone(),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy {

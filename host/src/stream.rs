@@ -13,7 +13,7 @@ use crate::runtime::{HandlerComponent, StreamSpec};
 use crate::session::{
     Admission, Command, ConnectionHandle, Connections, MaxPicture, Outputs, Slot,
 };
-use crate::transport::{IceServers, UdpMux};
+use crate::transport::{IceServers, IceTcp, UdpMux};
 
 /// Most addresses a host advertises (see [`Transport::with_advertised`]).
 pub const MAX_ADVERTISED: usize = 8;
@@ -62,6 +62,8 @@ pub struct Transport {
     pub(crate) advertised: Arc<[SocketAddr]>,
     /// The STUN and TURN servers handed to clients of streams that set none.
     pub(crate) ice: Arc<IceServers>,
+    /// ICE-TCP on the media port, when the HTTP listener shares it.
+    pub(crate) ice_tcp: Option<IceTcp>,
     pub(crate) lifecycle: Lifecycle,
     /// libvpx `cpu-used` of the VP8 sent to clients (see [`Transport::with_vp8_cpu_used`]).
     pub(crate) vp8_cpu_used: i32,
@@ -84,6 +86,7 @@ impl Transport {
         Ok(Self {
             advertised: Arc::new([SocketAddr::new(ip, local.port())]),
             ice: Arc::new(IceServers::default()),
+            ice_tcp: None,
             mux,
             lifecycle: Lifecycle::new(),
             vp8_cpu_used: crate::media::Vp8Settings::default().cpu_used,
@@ -133,6 +136,20 @@ impl Transport {
     pub fn with_ice_servers(mut self, servers: IceServers) -> Self {
         self.ice = Arc::new(servers);
         self
+    }
+
+    /// Offer a passive ICE-TCP candidate next to each UDP one, for clients whose
+    /// network blocks UDP. The HTTP listener must be on the media port and hand over
+    /// its ICE-TCP connections ([`crate::http::server::serve_with_ice_tcp`] with
+    /// [`Transport::ice_tcp`]).
+    pub fn with_ice_tcp(mut self) -> Self {
+        self.ice_tcp = Some(IceTcp::new(self.mux.clone()));
+        self
+    }
+
+    /// The ICE-TCP side of the media port, if [`Transport::with_ice_tcp`] set it.
+    pub fn ice_tcp(&self) -> Option<&IceTcp> {
+        self.ice_tcp.as_ref()
     }
 
     /// The address clients send media to (the first advertised one).

@@ -161,13 +161,17 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         Ok(r) => r,
         Err(e) => return reply::failed(e.code()),
     };
-    let (mut peer, answer) =
-        match Peer::accept(&inner.transport.mux, &inner.transport.advertised, sdp) {
-            Ok(p) => p,
-            Err(e) => {
-                return reply::failed_with(StatusCode::BAD_REQUEST, "invalid_sdp", &e.to_string());
-            }
-        };
+    let (mut peer, answer) = match Peer::accept(
+        &inner.transport.mux,
+        &inner.transport.advertised,
+        inner.transport.ice_tcp.is_some(),
+        sdp,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            return reply::failed_with(StatusCode::BAD_REQUEST, "invalid_sdp", &e.to_string());
+        }
+    };
     for c in early {
         let _ = peer.add_remote_candidate(&c);
     }

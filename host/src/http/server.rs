@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::session::stats::{self, Counter};
+use crate::transport::IceTcp;
 
 /// Bounds on the clients of the HTTP listener.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +54,19 @@ pub async fn serve(
     limits: ServerLimits,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with_ice_tcp(listener, app, limits, None, stop).await
+}
+
+/// Like [`serve`], on the media port: a connection whose first byte starts an
+/// ICE-TCP frame goes to `ice_tcp` (see [`crate::transport::tcp`]), which serves it
+/// on its own task, beyond this listener's connection count and shutdown.
+pub async fn serve_with_ice_tcp(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ServerLimits,
+    ice_tcp: Option<IceTcp>,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let tasks = TaskTracker::new();
     let stopping = CancellationToken::new();
@@ -82,11 +96,32 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection(TokioIo::new(tcp), service)
-            .with_upgrades();
+        let builder = builder.clone();
         let stopping = stopping.clone();
+        let ice_tcp = ice_tcp.clone();
+        let header_timeout = limits.header_timeout;
         tasks.spawn(async move {
+            if let Some(ice_tcp) = ice_tcp {
+                // The first byte tells ICE-TCP from HTTP; a client silent for the
+                // header timeout is closed, as hyper would.
+                let mut first = [0u8; 1];
+                let peeked = tokio::select! {
+                    r = tokio::time::timeout(header_timeout, tcp.peek(&mut first)) => r,
+                    () = stopping.cancelled() => return,
+                };
+                match peeked {
+                    Ok(Ok(1..)) if crate::transport::tcp::starts_ice_tcp(first[0]) => {
+                        drop(slot);
+                        ice_tcp.spawn(tcp, peer);
+                        return;
+                    }
+                    Ok(Ok(1..)) => {}
+                    _ => return,
+                }
+            }
+            let conn = builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let ended = tokio::select! {
                 r = conn.as_mut() => Some(r),

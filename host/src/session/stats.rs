@@ -71,9 +71,14 @@ pub enum Counter {
     IceTimeout,
     /// TURN credentials minted for clients (`GET {prefix}/rtc_configuration`).
     TurnCredentials,
+    /// ICE-TCP connections closed for a bound: too many open, no or bad first frame,
+    /// an oversized frame.
+    IceTcpRefused,
+    /// WebRTC connections up over ICE-TCP rather than UDP.
+    IceOverTcp,
 }
 
-static COUNTS: [AtomicU64; 13] = [const { AtomicU64::new(0) }; 13];
+static COUNTS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

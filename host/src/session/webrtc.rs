@@ -398,7 +398,13 @@ impl WebRtcSession {
                     Route::PeerReflexive => Counter::IcePeerReflexive,
                     Route::Relay => Counter::IceRelay,
                 });
-                tracing::info!(stream = %self.stream, connection = %self.id, candidate = route.as_str(), "connected");
+                let protocol = if self.peer.over_tcp() {
+                    stats::count(Counter::IceOverTcp);
+                    "tcp"
+                } else {
+                    "udp"
+                };
+                tracing::info!(stream = %self.stream, connection = %self.id, candidate = route.as_str(), protocol, "connected");
             }
             PeerEvent::Closed => return Some(End::PeerGone),
             PeerEvent::ChannelOpen => {

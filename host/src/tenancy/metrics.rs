@@ -15,8 +15,9 @@
 //! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
-//! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`) |
+//! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`, `ice_tcp`) |
 //! | `wasmrtc_ice_outcomes_total` | counter | outcome (`host`, `srflx`, `prflx`, `relay`, `timeout`) |
+//! | `wasmrtc_ice_tcp_connections_total` | counter | |
 //! | `wasmrtc_turn_credentials_total` | counter | |
 //! | `wasmrtc_outbound_requests_total` | counter | stream, host (grant entry or `denied`), outcome |
 //!
@@ -339,11 +340,12 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
     family(
         "wasmrtc_client_refused_total",
         "counter",
-        "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size).",
+        "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size), `ice_tcp` (an ICE-TCP connection over the cap, without a STUN first frame for a live peer, or with an oversized frame).",
         [
             ("http_connections", Counter::HttpConnectionsRefused),
             ("candidates", Counter::CandidatesRefused),
             ("video_size", Counter::VideoTooLarge),
+            ("ice_tcp", Counter::IceTcpRefused),
         ]
         .into_iter()
         .map(|(reason, c)| format!("{{reason=\"{reason}\"}} {}", counted(c)))
@@ -363,6 +365,12 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
         .into_iter()
         .map(|(outcome, c)| format!("{{outcome=\"{outcome}\"}} {}", counted(c)))
         .collect(),
+    );
+    family(
+        "wasmrtc_ice_tcp_connections_total",
+        "counter",
+        "WebRTC connections that came up over ICE-TCP on the media port (their network blocked UDP).",
+        vec![format!(" {}", counted(Counter::IceOverTcp))],
     );
     family(
         "wasmrtc_turn_credentials_total",

@@ -42,7 +42,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::udp::{Datagram, PeerSocket, UdpMux};
@@ -169,8 +169,9 @@ pub struct Peer {
     advertised: Vec<SocketAddr>,
     /// The client's candidates: address and kind.
     remote: Vec<(SocketAddr, CandidateKind)>,
-    /// Where str0m last sent to: once connected, the nominated remote address.
-    sent_to: Option<SocketAddr>,
+    /// Where str0m last sent to, and whether over ICE-TCP: once connected, the
+    /// nominated remote address.
+    sent_to: Option<(SocketAddr, bool)>,
     /// Whether any datagram from the client has arrived.
     heard: bool,
     audio: Option<Track>,
@@ -212,9 +213,13 @@ impl Peer {
     /// Answer `offer` with one host candidate per address of `advertised` (the
     /// shared socket's addresses as clients should reach it: its own, a public IP
     /// behind 1:1 NAT, an IPv6 one), routing the peer's datagrams through `mux`.
+    ///
+    /// With `tcp`, each address also gets a passive ICE-TCP candidate on the same
+    /// port (see `tcp.rs`), for clients whose network blocks UDP.
     pub fn accept(
         mux: &UdpMux,
         advertised: &[SocketAddr],
+        tcp: bool,
         offer_sdp: &str,
     ) -> Result<(Self, String), OfferError> {
         let offer =
@@ -235,6 +240,15 @@ impl Peer {
             let candidate =
                 Candidate::host(addr, "udp").map_err(|e| OfferError::Sdp(e.to_string()))?;
             rtc.add_local_candidate(candidate);
+            if tcp {
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(addr)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|e| OfferError::Sdp(e.to_string()))?;
+                rtc.add_local_candidate(candidate);
+            }
         }
         let answer: SdpAnswer = rtc
             .sdp_api()
@@ -290,13 +304,18 @@ impl Peer {
     /// The kind of the client's candidate the connection runs over: meaningful
     /// once [`PeerEvent::Connected`] came (str0m sends to the nominated address).
     pub fn route(&self) -> Route {
-        let Some(to) = self.sent_to else {
+        let Some((to, _)) = self.sent_to else {
             return Route::PeerReflexive;
         };
         self.remote
             .iter()
             .find(|(addr, _)| *addr == to)
             .map_or(Route::PeerReflexive, |&(_, kind)| Route::of(kind))
+    }
+
+    /// Whether the connection runs over ICE-TCP (meaningful once connected).
+    pub fn over_tcp(&self) -> bool {
+        self.sent_to.is_some_and(|(_, tcp)| tcp)
     }
 
     /// Whether any datagram from the client has reached the host (when it has not,
@@ -365,8 +384,13 @@ impl Peer {
                     return t;
                 }
                 Ok(Output::Transmit(t)) => {
-                    self.sent_to = Some(t.destination);
-                    self.socket.send(t.destination, &t.contents)
+                    let tcp = t.proto == Protocol::Tcp;
+                    self.sent_to = Some((t.destination, tcp));
+                    if tcp {
+                        self.socket.send_tcp(t.destination, &t.contents)
+                    } else {
+                        self.socket.send(t.destination, &t.contents)
+                    }
                 }
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(e) => {
@@ -424,7 +448,7 @@ impl Peer {
         let input = Input::Receive(
             d.at,
             Receive {
-                proto: Protocol::Udp,
+                proto: if d.tcp { Protocol::Tcp } else { Protocol::Udp },
                 source: d.source,
                 destination: *destination,
                 contents,
@@ -725,8 +749,13 @@ mod tests {
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let (mut peer, answer) =
-            Peer::accept(&mux, &advertised(mux.local_addr()), &offer.to_sdp_string()).unwrap();
+        let (mut peer, answer) = Peer::accept(
+            &mux,
+            &advertised(mux.local_addr()),
+            false,
+            &offer.to_sdp_string(),
+        )
+        .unwrap();
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();

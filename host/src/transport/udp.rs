@@ -52,6 +52,8 @@ const MAX_DATAGRAM: usize = 2048;
 pub struct Datagram {
     /// Who sent it.
     pub source: SocketAddr,
+    /// Whether it came framed over an ICE-TCP connection (see `tcp.rs`), not in UDP.
+    pub tcp: bool,
     /// When it arrived.
     pub at: Instant,
     /// The payload.
@@ -88,6 +90,8 @@ struct Counters {
 struct Routes {
     by_addr: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
     by_ufrag: HashMap<String, mpsc::Sender<Datagram>>,
+    /// ICE-TCP connections by remote address: their peer's ufrag and their writer.
+    tcp: HashMap<SocketAddr, (String, mpsc::Sender<Vec<u8>>)>,
 }
 
 struct Shared {
@@ -168,6 +172,25 @@ impl UdpMux {
         }
     }
 
+    /// The channel of the peer whose (server side) ICE ufrag `ufrag` is, if it is live.
+    pub(crate) fn peer_of(&self, ufrag: &str) -> Option<mpsc::Sender<Datagram>> {
+        let routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.by_ufrag.get(ufrag).cloned()
+    }
+
+    /// Send what the peer of `ufrag` transmits to `remote` over TCP through `writer`,
+    /// until the peer goes or [`UdpMux::remove_tcp`].
+    pub(crate) fn add_tcp(&self, remote: SocketAddr, ufrag: &str, writer: mpsc::Sender<Vec<u8>>) {
+        let mut routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.tcp.insert(remote, (ufrag.to_string(), writer));
+    }
+
+    /// Forget the ICE-TCP connection from `remote`.
+    pub(crate) fn remove_tcp(&self, remote: SocketAddr) {
+        let mut routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.tcp.remove(&remote);
+    }
+
     /// Route datagrams for the ICE ufrag `ufrag` (the server side's) to the returned socket.
     pub fn register(&self, ufrag: &str) -> PeerSocket {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
@@ -216,6 +239,22 @@ impl PeerSocket {
         }
     }
 
+    /// Send a frame over this peer's ICE-TCP connection from `to`; dropped when
+    /// there is none or its queue is full (the connection is not keeping up).
+    pub fn send_tcp(&self, to: SocketAddr, data: &[u8]) {
+        let writer = {
+            let routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+            routes
+                .tcp
+                .get(&to)
+                .filter(|(ufrag, _)| *ufrag == self.ufrag)
+                .map(|(_, w)| w.clone())
+        };
+        if let Some(writer) = writer {
+            let _ = writer.try_send(data.to_vec());
+        }
+    }
+
     /// The shared socket's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
@@ -228,6 +267,8 @@ impl Drop for PeerSocket {
         if let Some(tx) = routes.by_ufrag.remove(&self.ufrag) {
             routes.by_addr.retain(|_, t| !t.same_channel(&tx));
         }
+        // Its ICE-TCP connections close once their writer is dropped.
+        routes.tcp.retain(|_, (ufrag, _)| *ufrag != self.ufrag);
     }
 }
 
@@ -319,6 +360,7 @@ fn route(shared: &Shared, source: SocketAddr, data: &[u8]) {
     };
     let datagram = Datagram {
         source,
+        tcp: false,
         at: Instant::now(),
         data: data.to_vec(),
     };
