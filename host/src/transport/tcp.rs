@@ -122,10 +122,8 @@ async fn serve(mux: &UdpMux, stream: TcpStream, remote: SocketAddr) -> Result<()
             at: Instant::now(),
             data: data.to_vec(),
         };
-        match peer.try_send(d) {
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            _ => true,
-        }
+        // A full queue drops the frame (the peer is behind), as UDP would.
+        !matches!(peer.try_send(d), Err(mpsc::error::TrySendError::Closed(_)))
     };
     let reading = async {
         if !deliver(&buf) {
