@@ -29,6 +29,33 @@ struct Cli {
     command: Command,
 }
 
+/// How clients behind NAT reach the host: STUN and TURN servers handed to them, and
+/// ICE-TCP.
+#[derive(clap::Args)]
+struct IceArgs {
+    /// A STUN server handed to clients (`stun:host:port`); repeatable.
+    #[arg(long)]
+    stun: Vec<String>,
+    /// A TURN server sharing `--turn-secret-file` with the host
+    /// (`turn:host:port?transport=udp`); repeatable.
+    #[arg(long, requires = "turn_secret_file")]
+    turn: Vec<String>,
+    /// File holding the TURN server's shared secret (coturn's `static-auth-secret`):
+    /// credentials are minted from it for each client.
+    #[arg(long, requires = "turn")]
+    turn_secret_file: Option<PathBuf>,
+    /// Seconds minted TURN credentials are valid (default 3600).
+    #[arg(long)]
+    turn_ttl: Option<u64>,
+    /// `all` (default) or `relay`: clients use relayed candidates only.
+    #[arg(long)]
+    ice_transport_policy: Option<String>,
+    /// Offer no ICE-TCP candidate (offered when media shares the HTTP port, for
+    /// clients whose network blocks UDP).
+    #[arg(long)]
+    no_ice_tcp: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Load a handler component, check it and print its stream spec.
@@ -59,27 +86,8 @@ enum Command {
         /// for several (e.g. an IPv4 and an IPv6 one, with `--udp [::]:PORT`).
         #[arg(long)]
         advertise: Vec<IpAddr>,
-        /// A STUN server handed to clients (`stun:host:port`); repeatable.
-        #[arg(long)]
-        stun: Vec<String>,
-        /// A TURN server sharing `--turn-secret-file` with the host
-        /// (`turn:host:port?transport=udp`); repeatable.
-        #[arg(long, requires = "turn_secret_file")]
-        turn: Vec<String>,
-        /// File holding the TURN server's shared secret (coturn's `static-auth-secret`):
-        /// credentials are minted from it for each client.
-        #[arg(long, requires = "turn")]
-        turn_secret_file: Option<PathBuf>,
-        /// Seconds minted TURN credentials are valid (default 3600).
-        #[arg(long)]
-        turn_ttl: Option<u64>,
-        /// `all` (default) or `relay`: clients use relayed candidates only.
-        #[arg(long)]
-        ice_transport_policy: Option<String>,
-        /// Offer no ICE-TCP candidate (offered when media shares the HTTP port, for
-        /// clients whose network blocks UDP).
-        #[arg(long)]
-        no_ice_tcp: bool,
+        #[command(flatten)]
+        ice: Box<IceArgs>,
         /// Most connections at once (default: unlimited within the instance pool).
         #[arg(long)]
         concurrency_limit: Option<usize>,
@@ -245,13 +253,16 @@ async fn serve_until_stopped(
 }
 
 /// The ICE servers of `serve`'s flags: STUN URLs, and TURN URLs with the secret file.
-fn cli_ice(
-    stun: Vec<String>,
-    turn: Vec<String>,
-    secret_file: Option<&std::path::Path>,
-    ttl: Option<u64>,
-    policy: Option<String>,
-) -> anyhow::Result<IceServers> {
+fn cli_ice(args: IceArgs) -> anyhow::Result<IceServers> {
+    let IceArgs {
+        stun,
+        turn,
+        turn_secret_file,
+        turn_ttl: ttl,
+        ice_transport_policy: policy,
+        no_ice_tcp: _,
+    } = args;
+    let secret_file = turn_secret_file.as_deref();
     let mut secrets = Secrets::default();
     if let Some(file) = secret_file {
         let text = std::fs::read_to_string(file)
@@ -295,12 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             udp,
             advertise,
-            stun,
-            turn,
-            turn_secret_file,
-            turn_ttl,
-            ice_transport_policy,
-            no_ice_tcp,
+            ice: ice_args,
             concurrency_limit,
             time_limit,
             vp8_cpu_used,
@@ -316,7 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The host's STUN and TURN servers; each stream's own, by name.
             let mut ice = IceServers::default();
             let mut stream_ice = std::collections::HashMap::new();
-            let mut ice_tcp = !no_ice_tcp;
+            let mut ice_tcp = !ice_args.no_ice_tcp;
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
             let mut max_size_cfg = None;
@@ -388,14 +394,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 entries.push((stem(&handler), handler, String::new(), limits, None));
             }
-            if !(stun.is_empty() && turn.is_empty() && ice_transport_policy.is_none()) {
-                ice = cli_ice(
-                    stun,
-                    turn,
-                    turn_secret_file.as_deref(),
-                    turn_ttl,
-                    ice_transport_policy,
-                )?;
+            if !(ice_args.stun.is_empty()
+                && ice_args.turn.is_empty()
+                && ice_args.ice_transport_policy.is_none())
+            {
+                ice = cli_ice(*ice_args)?;
             }
             let runtime = Runtime::new(runtime_config)?;
             let listen = listen
