@@ -356,3 +356,150 @@ async fn pictures_over_the_maximum_size_never_reach_the_decoder() {
     witness.assert_kept_its_rate("oversized pictures");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A STUN binding request naming the server ufrag `ufrag` (no integrity).
+fn stun_request(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:client");
+    let padded = username.len().div_ceil(4) * 4;
+    let mut p = vec![0x00, 0x01];
+    p.extend(u16::try_from(4 + padded).unwrap().to_be_bytes());
+    p.extend([0x21, 0x12, 0xA4, 0x42]);
+    p.extend([7u8; 12]);
+    p.extend([0x00, 0x06]);
+    p.extend(u16::try_from(username.len()).unwrap().to_be_bytes());
+    p.extend(username.as_bytes());
+    p.resize(20 + 4 + padded, 0);
+    p
+}
+
+/// An RFC 4571 frame: 16-bit length, then `data`.
+fn frame(data: &[u8]) -> Vec<u8> {
+    let mut f = u16::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+    f.extend(data);
+    f
+}
+
+/// ICE-TCP on the media port (the HTTP port): a connection whose first byte starts a
+/// frame but which sends no STUN request for a live peer is closed and counted: a
+/// frame that is not STUN, an empty or oversized frame, an unknown ufrag, and 1100
+/// connections that stop after that first byte (over the cap of 1024 closed at once,
+/// the rest at the first-frame timeout). HTTP on the same port keeps answering and
+/// the witness keeps its audio rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_connections_without_a_live_peers_stun_request_are_closed() {
+    let host = start(&[]);
+    let base = host.base.clone();
+    let witness = Witness::connect(&base).await;
+    let addr = base.trim_start_matches("http://").to_string();
+
+    let mut bad = 0;
+    for (what, bytes) in [
+        ("not STUN", frame(&[0x42; 100])),
+        ("an empty frame", vec![0, 0]),
+        ("an unknown ufrag", frame(&stun_request("nosuchufrag"))),
+    ] {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        c.write_all(&bytes).unwrap();
+        assert!(
+            closed_within(&mut c, Duration::from_secs(5)),
+            "{what}: the connection stayed open"
+        );
+        bad += 1;
+    }
+
+    // After a first frame for a live peer (an offer that will never connect), a
+    // frame announcing 4096 bytes (over 2048) closes the connection unread.
+    let offer =
+        json!({"sdp": peer::abandoned_offer(), "type": "offer", "webrtc_id": "tcp-oversized"});
+    let (_, answer) = peer::post_offer(&base, &offer).await.unwrap();
+    let ufrag = answer["sdp"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        answer["sdp"].as_str().unwrap().contains("tcptype passive"),
+        "the answer offers ICE-TCP: {answer}"
+    );
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.write_all(&frame(&stun_request(&ufrag))).unwrap();
+    c.write_all(&[0x10, 0x00]).unwrap();
+    c.write_all(&[0u8; 64]).unwrap();
+    assert!(
+        closed_within(&mut c, Duration::from_secs(5)),
+        "a frame of 4096 bytes was read"
+    );
+    bad += 1;
+
+    // 1100 connections that send only the first byte of a frame.
+    let t0 = Instant::now();
+    let mut conns: Vec<TcpStream> = (0..1100)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert_eq!(conns.len(), 1100);
+    for c in &mut conns {
+        c.write_all(&[0]).unwrap();
+    }
+    // One look at every connection, a moment after the last one opened.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut at_once = 0;
+    let mut held = Vec::new();
+    for c in conns {
+        c.set_nonblocking(true).unwrap();
+        match (&c).read(&mut [0u8; 16]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                c.set_nonblocking(false).unwrap();
+                held.push(c);
+            }
+            _ => at_once += 1,
+        }
+    }
+    eprintln!(
+        "{at_once} of 1100 first-byte-only connections closed at once, {} held",
+        held.len()
+    );
+    assert!(
+        at_once >= 1100 - 1024,
+        "only {at_once} past the cap of 1024 were closed"
+    );
+    // Meanwhile HTTP on the same port answers.
+    let spec = reqwest::get(format!("{base}/spec")).await.unwrap();
+    assert_eq!(spec.status(), 200);
+    let mut late = 0;
+    for c in &mut held {
+        if closed_within(c, Duration::from_secs(15)) {
+            late += 1;
+        }
+    }
+    eprintln!(
+        "{late} of {} closed by the first-frame timeout ({:.1} s after they opened)",
+        held.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        late,
+        held.len(),
+        "connections outlived the first-frame timeout"
+    );
+
+    // Each is counted as its task ends, just after the socket closes.
+    let mut refused = 0;
+    for _ in 0..50 {
+        let metrics = metrics_text(&base).await;
+        refused = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("wasmrtc_client_refused_total{reason=\"ice_tcp\"} "))
+            .unwrap_or_else(|| panic!("no ice_tcp refusals in\n{metrics}"))
+            .parse()
+            .unwrap();
+        if refused >= bad + 1100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused >= bad + 1100, "{refused} ICE-TCP refusals counted");
+    witness.assert_kept_its_rate("the ICE-TCP attack");
+}
