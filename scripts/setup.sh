@@ -10,8 +10,8 @@ rustup target add wasm32-wasip2 >/dev/null
 
 apt_packages=(cmake pkg-config libvpx-dev nasm clang espeak-ng)
 if [[ "${1:-}" == "--all" || "${1:-}" == "--browser" ]]; then
-  # coturn: the TURN relay the browser tests connect through (tests/browser/turn.test.mjs).
-  apt_packages+=(chromium coturn)
+  # coturn: the TURN relay the browser tests connect through; iproute2: their network namespaces.
+  apt_packages+=(chromium coturn iproute2)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

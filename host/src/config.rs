@@ -158,8 +158,9 @@ impl Advertise {
     }
 }
 
-/// An `[ice]` (or `[stream.ice]`) table: the STUN and TURN servers clients get.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// An `[ice]` (or `[stream.ice]`, `[tenant.ice]`) table: the STUN and TURN servers
+/// clients get.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceEntry {
     /// Servers handed out as written: `{ urls = […], username = …, credential = … }`.
@@ -177,6 +178,7 @@ pub struct IceEntry {
     pub transport_policy: Option<String>,
     /// Whether the host offers ICE-TCP on the media port when it shares the HTTP
     /// port (default true). Host-wide: only in `[ice]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<bool>,
 }
 
@@ -336,6 +338,10 @@ impl HostConfig {
     /// Whether anything uses a secret: a grant of a stream or a shared TURN secret.
     pub fn needs_secrets(&self) -> bool {
         self.ice.turn_secret.is_some()
+            || self
+                .tenants
+                .iter()
+                .any(|t| t.ice.as_ref().is_some_and(|i| i.turn_secret.is_some()))
             || self.streams.iter().any(|s| {
                 s.outbound.is_some() || s.ice.as_ref().is_some_and(|i| i.turn_secret.is_some())
             })
@@ -565,6 +571,18 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
         .ice
         .check(&config.secrets)
         .map_err(|e| err(format!("[ice] {e}")))?;
+    for t in &config.tenants {
+        if let Some(ice) = &t.ice {
+            if ice.tcp.is_some() {
+                return Err(err(format!(
+                    "tenant `{}`, [tenant.ice] `tcp`: ICE-TCP is host-wide; set it in [ice]",
+                    t.name
+                )));
+            }
+            ice.check(&config.secrets)
+                .map_err(|e| err(format!("tenant `{}`, [tenant.ice] {e}", t.name)))?;
+        }
+    }
     if let Some(ips) = config.advertise.as_ref().map(Advertise::ips)
         && (ips.is_empty() || ips.len() > crate::MAX_ADVERTISED)
     {

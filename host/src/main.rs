@@ -453,8 +453,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 streams.push((prefix, Stream::new(component, transport.clone(), limits)));
             }
             let mut app = wasmrtc::http::app(&streams);
-            if let Some((dir, tenants)) = hosting {
-                let tenants = Tenants::new(tenants).map_err(|e| anyhow::anyhow!(e))?;
+            if let Some((dir, configs)) = hosting {
+                let mut tenants = Tenants::new(configs.clone()).map_err(|e| anyhow::anyhow!(e))?;
+                for t in &configs {
+                    if let Some(entry) = &t.ice {
+                        let servers = entry.servers(&secrets).map_err(|e| {
+                            anyhow::anyhow!("tenant `{}`, [tenant.ice] {e}", t.name)
+                        })?;
+                        tenants
+                            .set_ice(&t.name, servers)
+                            .map_err(anyhow::Error::msg)?;
+                    }
+                }
                 let names: Vec<String> = tenants.iter().map(|t| t.name().to_string()).collect();
                 let store = SqliteStore::open(&dir)
                     .with_context(|| format!("cannot open the data directory {}", dir.display()))?;

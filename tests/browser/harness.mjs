@@ -58,12 +58,32 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 /**
- * Start `wasmrtc serve HANDLER --listen 127.0.0.1:0 ARGS…` and wait for its address.
- * Returns `{ url, logs(), stop() }`.
+ * The command prefix that runs a program the way `opts` asks: `opts.wrap` (an argv
+ * prefix, e.g. `['ip', 'netns', 'exec', 'NS']`) or `opts.netns` (shorthand for that
+ * prefix); none by default. The prefix must exec the program, so that its pid (and
+ * the signals sent to it) are the program's own.
  */
-export async function startServer(handler, args = []) {
+function wrapper(opts = {}) {
+  if (opts.wrap && opts.netns) throw new Error('give { wrap } or { netns }, not both');
+  if (opts.wrap) return [...opts.wrap];
+  if (opts.netns) return ['ip', 'netns', 'exec', opts.netns];
+  return [];
+}
+
+/** `spawn(cmd, args, options)` behind `prefix` (see `wrapper`). */
+function spawnWrapped(prefix, cmd, args, options) {
+  return prefix.length ? spawn(prefix[0], [...prefix.slice(1), cmd, ...args], options) : spawn(cmd, args, options);
+}
+
+/**
+ * Start `wasmrtc serve HANDLER --listen 127.0.0.1:0 ARGS…` and wait for its address.
+ * Returns `{ url, logs(), stop() }`. Optional `opts`: `listen` (the HTTP address,
+ * default 127.0.0.1:0), and `wrap` or `netns` to start it inside a network namespace
+ * (`ip netns exec NS wasmrtc …`; see `wrapper`).
+ */
+export async function startServer(handler, args = [], opts = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: cargo build --release -p wasmrtc (or set WASMRTC_BIN)`);
-  const child = spawn(BIN, ['serve', guest(handler), '--listen', '127.0.0.1:0', ...args], {
+  const child = spawnWrapped(wrapper(opts), BIN, ['serve', guest(handler), '--listen', opts.listen ?? '127.0.0.1:0', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'wasmrtc=info,warn' },
@@ -103,9 +123,22 @@ export async function startServer(handler, args = []) {
 
 /**
  * A fresh Chromium profile with fake camera and microphone. `opts.fakeUi: false`
- * denies the permission prompt instead.
+ * denies the permission prompt instead. `opts.executablePath` replaces Debian's
+ * Chromium (e.g. with a script that execs it inside a network namespace);
+ * `opts.netns: NS` writes such a script (`exec ip netns exec NS chromium "$@"`) and
+ * uses it. Playwright drives Chromium over pipes, which the exec chain keeps.
  */
 export async function launchBrowser(opts = {}) {
+  if (opts.netns && opts.executablePath) throw new Error('give { executablePath } or { netns }, not both');
+  let executablePath = opts.executablePath ?? CHROMIUM;
+  let wrapDir = null;
+  if (opts.netns) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(opts.netns)) throw new Error(`odd namespace name ${JSON.stringify(opts.netns)}`);
+    wrapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-chromium-netns-'));
+    executablePath = path.join(wrapDir, 'chromium-in-netns');
+    const quoted = `'${CHROMIUM.replaceAll("'", "'\\''")}'`;
+    fs.writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec ${opts.netns} ${quoted} "$@"\n`, { mode: 0o755 });
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-chromium-'));
   // Without the fake permission UI, deny every prompt outright: how headless Chromium
   // treats an unanswered prompt otherwise varies between machines.
@@ -113,16 +146,20 @@ export async function launchBrowser(opts = {}) {
     ? [...CHROMIUM_ARGS.filter((a) => a !== '--use-fake-ui-for-media-stream'), '--deny-permission-prompts']
     : CHROMIUM_ARGS;
   const context = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args,
     viewport: { width: 1280, height: 800 },
     colorScheme: opts.colorScheme ?? 'light',
+  }).catch((e) => {
+    if (wrapDir) fs.rmSync(wrapDir, { recursive: true, force: true });
+    throw e;
   });
   const close = context.close.bind(context);
   context.close = async () => {
     await close().catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
+    if (wrapDir) fs.rmSync(wrapDir, { recursive: true, force: true });
   };
   return context;
 }
@@ -275,9 +312,11 @@ async function freePort() {
  * UDP and TCP on a free port, relay ports on 127.0.0.1, loopback peers allowed (the
  * wasmrtc under test listens on 127.0.0.1), everything it writes in a fresh temporary
  * directory, its log on stdout. Returns `{ port, url, logs(), stop() }` once its UDP
- * listener is open.
+ * listener is open. Optional: `listeningIp` and `relayIp` (both 127.0.0.1 by default),
+ * and `wrap` or `netns` to start it inside a network namespace (see `wrapper`; the
+ * free port is then only probed in this process's namespace, and retried if taken).
  */
-export async function startTurn({ secret, realm = 'wasmrtc.test' } = {}) {
+export async function startTurn({ secret, realm = 'wasmrtc.test', listeningIp = '127.0.0.1', relayIp = '127.0.0.1', wrap, netns } = {}) {
   if (!secret) throw new Error('startTurn needs { secret }');
   if (!fs.existsSync(TURNSERVER)) throw new Error(`${TURNSERVER} is missing: apt-get install coturn (or set TURNSERVER_BIN)`);
   let last = '';
@@ -292,7 +331,7 @@ export async function startTurn({ secret, realm = 'wasmrtc.test' } = {}) {
       '-n', // no configuration file
       '-v', // logs the listeners it opens, and sessions and allocations
       '--no-cli', '--no-tls', '--no-dtls', '--no-rfc5780',
-      '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+      `--listening-ip=${listeningIp}`, `--relay-ip=${relayIp}`,
       `--listening-port=${port}`, `--min-port=${minPort}`, `--max-port=${maxPort}`,
       '--relay-threads=1',
       '--use-auth-secret', `--static-auth-secret=${secret}`, `--realm=${realm}`,
@@ -300,13 +339,13 @@ export async function startTurn({ secret, realm = 'wasmrtc.test' } = {}) {
       `--pidfile=${path.join(dir, 'turn.pid')}`, `--userdb=${path.join(dir, 'turn.db')}`,
       '--log-file=stdout', '--simple-log',
     ];
-    const child = spawn(TURNSERVER, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnWrapped(wrapper({ wrap, netns }), TURNSERVER, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     let output = '';
     const started = await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), 10_000);
       const check = () => {
-        if (output.includes(`UDP listener opened on: 127.0.0.1:${port}`)) {
+        if (output.includes(`UDP listener opened on: ${listeningIp}:${port}`)) {
           clearTimeout(timer);
           resolve(true);
         } else if (/Cannot bind|Address already in use/.test(output)) {
@@ -327,7 +366,7 @@ export async function startTurn({ secret, realm = 'wasmrtc.test' } = {}) {
     if (started) {
       return {
         port,
-        url: `turn:127.0.0.1:${port}?transport=udp`,
+        url: `turn:${listeningIp}:${port}?transport=udp`,
         logs: () => output,
         async stop() {
           if (child.exitCode !== null || child.signalCode !== null) return;

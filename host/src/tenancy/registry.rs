@@ -200,10 +200,11 @@ struct Inner {
     metrics_token: std::sync::OnceLock<TokenHash>,
 }
 
-fn stream_config(limits: &StreamLimits) -> StreamConfig {
+fn stream_config(limits: &StreamLimits, tenant: &Tenant) -> StreamConfig {
     StreamConfig {
         concurrency_limit: limits.concurrency_limit,
         time_limit: limits.time_limit.map(Duration::from_secs_f64),
+        ice: tenant.ice.clone(),
         ..StreamConfig::default()
     }
 }
@@ -503,7 +504,7 @@ impl Registry {
                 let stream = Stream::new_within(
                     limited,
                     self.inner.transport.clone(),
-                    stream_config(&limits),
+                    stream_config(&limits, &live.tenant),
                     &live.tenant.admission,
                 );
                 let router = stream.mount(Router::new(), "");

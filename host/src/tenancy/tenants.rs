@@ -24,6 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::session::Admission;
+use crate::transport::IceServers;
 
 /// One `[[tenant]]` of the configuration file.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
@@ -49,6 +50,10 @@ pub struct TenantConfig {
     /// Largest component the tenant may upload, in MiB.
     #[serde(default = "defaults::max_component_mb")]
     pub max_component_mb: u64,
+    /// STUN and TURN servers the clients of the tenant's streams get, instead of the
+    /// host's `[ice]` (`[tenant.ice]`; a shared TURN secret names a host `[secrets]` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<crate::config::IceEntry>,
 }
 
 /// The quotas of a tenant that declares none.
@@ -86,6 +91,7 @@ impl TenantConfig {
             memory_mb: defaults::memory_mb(),
             cpu_ms_per_call: defaults::cpu_ms_per_call(),
             max_component_mb: defaults::max_component_mb(),
+            ice: None,
         }
     }
 
@@ -196,6 +202,8 @@ pub struct Tenant {
     hash: [u8; 32],
     /// Shared by all the tenant's streams: `max_connections` across them.
     pub admission: Admission,
+    /// The tenant's ICE servers, when its entry sets them ([`Tenants::set_ice`]).
+    pub ice: Option<Arc<IceServers>>,
 }
 
 impl Tenant {
@@ -229,6 +237,7 @@ impl Tenants {
             hashes.push(hash);
             let tenant = Tenant {
                 admission: Admission::new(Some(config.max_connections)),
+                ice: None,
                 hash,
                 config,
             };
@@ -238,6 +247,19 @@ impl Tenants {
             }
         }
         Ok(Self { by_name })
+    }
+
+    /// Hand the clients of tenant `name`'s streams `servers` (read from its entry's
+    /// `ice` with the host's secrets). Call it before the tenants are shared.
+    pub fn set_ice(&mut self, name: &str, servers: IceServers) -> Result<(), String> {
+        let tenant = self
+            .by_name
+            .get_mut(name)
+            .ok_or_else(|| format!("no tenant `{name}`"))?;
+        Arc::get_mut(tenant)
+            .ok_or_else(|| format!("tenant `{name}` is already in use"))?
+            .ice = Some(Arc::new(servers));
+        Ok(())
     }
 
     /// The tenant of this name.

@@ -273,3 +273,73 @@ async fn connections_are_counted_by_the_route_they_took_and_by_timeouts() {
     assert_eq!(outcome(&metrics, "host"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tenant's `[tenant.ice]` reaches its uploaded streams (minted from a host
+/// secret it names), while the host's streams keep the host's `[ice]`.
+#[test]
+fn a_tenants_streams_get_the_tenants_ice_servers() {
+    let dir = scratch_dir("ice", "tenant");
+    let token = "tenant-ice-token";
+    let hash = wasmrtc::tenancy::tenants::token_sha256(token);
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"listen = "127.0.0.1:0"
+data_dir = "data"
+[secrets]
+turn = {{ file = "turn-secret" }}
+[ice]
+servers = [{{ urls = ["stun:host-stun.example.org"] }}]
+[[tenant]]
+name = "acme"
+token_sha256 = "{hash}"
+[tenant.ice]
+turn_urls = ["turn:acme-turn.example.org:3478"]
+turn_secret = "turn"
+turn_ttl = 120
+[[stream]]
+name = "echo"
+component = "{echo}"
+"#,
+            echo = guests::ECHO
+        ),
+    );
+    let host = start_host_with_config(&config);
+    let out = Command::new(wasmrtc_bin())
+        .args(["deploy", "--server", &host.base, "--token", token, "talk"])
+        .arg(guests::ECHO)
+        .output()
+        .expect("run wasmrtc deploy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(format!("{}/t/acme/talk/rtc_configuration", host.base))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let tenant: Value = r.json().await.unwrap();
+        let servers = tenant["iceServers"].as_array().unwrap();
+        assert_eq!(servers.len(), 1, "{tenant}");
+        assert_eq!(
+            servers[0]["urls"],
+            serde_json::json!(["turn:acme-turn.example.org:3478"])
+        );
+        let username = servers[0]["username"].as_str().unwrap();
+        assert_eq!(
+            servers[0]["credential"].as_str().unwrap(),
+            expected_credential(username)
+        );
+        assert!(!tenant.to_string().contains(SECRET));
+
+        let (_, own) = rtc_configuration(&host.base, "echo").await;
+        assert_eq!(
+            own,
+            serde_json::json!({"iceServers": [{"urls": ["stun:host-stun.example.org"]}]})
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
