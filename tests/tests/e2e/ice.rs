@@ -174,14 +174,14 @@ fn ice_settings_that_cannot_work_are_refused_at_start() {
         (
             format!(
                 "[ice]\nservers = [{}]\n",
-                vec!["{ urls = [\"stun:t.example.org\"] }"; 17].join(", ")
+                ["{ urls = [\"stun:t.example.org\"] }"; 17].join(", ")
             ),
             "17 ICE servers: at most 16",
         ),
         (
             format!(
                 "advertise = [{}]\n",
-                vec!["\"192.0.2.1\""; 9].join(", ")
+                ["\"192.0.2.1\""; 9].join(", ")
             ),
             "9 addresses; give 1 to 8",
         ),
