@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{HandlerExports, RepliesExports, ReplyChunk, TurnsExports};
+use super::output_bounds;
 use super::state::StoreState;
 use super::{
     AudioFrame, CallError, ComponentStats, FailureCause, HandlerComponent, HostEvent, StreamSpec,
@@ -169,7 +170,9 @@ impl HandlerInstance {
         self.begin()?;
         let f = self.handler.call_next_audio(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
-        self.finish("next-audio", r)
+        let frame = self.finish("next-audio", r)?;
+        self.bounded("next-audio", frame.as_ref().map(output_bounds::check_audio))?;
+        Ok(frame)
     }
 
     /// Call `on-video`.
@@ -177,7 +180,9 @@ impl HandlerInstance {
         self.begin()?;
         let f = self.handler.call_on_video(&mut self.store, frame);
         let r = tokio::time::timeout(self.wall, f).await;
-        self.finish("on-video", r)
+        let out = self.finish("on-video", r)?;
+        self.bounded("on-video", out.as_ref().map(output_bounds::check_video))?;
+        Ok(out)
     }
 
     /// Call `next-video`.
@@ -185,7 +190,9 @@ impl HandlerInstance {
         self.begin()?;
         let f = self.handler.call_next_video(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
-        self.finish("next-video", r)
+        let out = self.finish("next-video", r)?;
+        self.bounded("next-video", out.as_ref().map(output_bounds::check_video))?;
+        Ok(out)
     }
 
     /// Whether the component exports `turns`.
@@ -243,8 +250,11 @@ impl HandlerInstance {
         self.begin()?;
         let f = replies.call_next_reply(&mut self.store);
         let r = tokio::time::timeout(self.wall, f).await;
-        self.finish("next-reply", r).map(|chunk| match chunk {
-            ReplyChunk::Audio(frame) => Reply::Audio(frame),
+        Ok(match self.finish("next-reply", r)? {
+            ReplyChunk::Audio(frame) => {
+                self.bounded("next-reply", Some(output_bounds::check_audio(&frame)))?;
+                Reply::Audio(frame)
+            }
             ReplyChunk::Pending => Reply::Pending,
             ReplyChunk::Done => Reply::Done,
         })
@@ -270,6 +280,22 @@ impl HandlerInstance {
         let f = replies.call_on_text(&mut self.store, text);
         let r = tokio::time::timeout(self.wall, f).await;
         self.finish("on-text", r)
+    }
+
+    /// End the instance as `host-call-abuse` when `check` (of what `call` returned,
+    /// see [`output_bounds`]) refused it.
+    fn bounded(
+        &mut self,
+        call: &'static str,
+        check: Option<Result<(), String>>,
+    ) -> Result<(), CallError> {
+        let Some(Err(reason)) = check else {
+            return Ok(());
+        };
+        self.dead = true;
+        let e = CallError::HostCallAbuse { call, reason };
+        self.stats.failed(e.cause());
+        Err(e)
     }
 
     fn begin(&mut self) -> Result<(), CallError> {

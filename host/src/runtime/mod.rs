@@ -15,6 +15,7 @@ mod guest_log;
 mod instance;
 mod limits;
 pub mod outbound;
+pub mod output_bounds;
 pub mod spec;
 mod state;
 mod stats;

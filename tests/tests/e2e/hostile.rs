@@ -161,3 +161,34 @@ async fn a_blocked_guest_hits_the_wall_clock_deadline() {
     let err = inst.on_audio(&frame()).await.unwrap_err();
     assert_eq!(err.cause(), FailureCause::WallClock, "{err}");
 }
+
+/// Audio the host would resample, mix or queue on the handler's behalf past its
+/// bounds (a rate outside 8..48 kHz, over a second in one frame, more than two
+/// channels) ends the instance as `host-call-abuse` before any of that work; a
+/// valid frame from the same handler plays.
+#[tokio::test]
+async fn audio_past_the_output_bounds_is_refused_before_the_host_works_on_it() {
+    let hostile = load(guests::HOSTILE_AUDIO, InstanceLimits::default()).await;
+    for (mode, expected) in [
+        (0.0, None),
+        (1.0, Some("1000 Hz")),
+        (2.0, Some("96000 samples in one audio frame")),
+        (3.0, Some("9 channels")),
+        (4.0, Some("1000000 Hz")),
+    ] {
+        let mut inst = hostile.instantiate(&format!("a{mode}")).await.unwrap();
+        inst.set_inputs(&[wasmrtc::runtime::Value::Number(mode)])
+            .await
+            .unwrap();
+        let r = inst.next_audio().await;
+        match expected {
+            None => assert_eq!(r.unwrap().map(|f| f.samples.len()), Some(960)),
+            Some(text) => {
+                let err = r.unwrap_err();
+                assert_eq!(err.cause(), FailureCause::HostCallAbuse, "{err}");
+                assert!(err.to_string().contains(text), "mode {mode}: {err}");
+                assert!(matches!(inst.next_audio().await, Err(CallError::Dead)));
+            }
+        }
+    }
+}
