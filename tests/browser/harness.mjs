@@ -96,7 +96,8 @@ export async function startServer(handler, args = [], opts = {}) {
     const timer = setTimeout(() => reject(new Error(`wasmrtc did not start within 60 s:\n${output}`)), 60_000);
     child.stderr.on('data', (d) => {
       output += d;
-      const m = /serving\b.*?\bon (http:\/\/[^\s)]+)/.exec(output);
+      // The whole line: wasmrtc writes it in pieces, which may arrive apart.
+      const m = /serving\b.*?\bon (http:\/\/[^\s)]+)[^\n]*\n/.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve(`${m[1]}/`);
@@ -127,6 +128,7 @@ export async function startServer(handler, args = [], opts = {}) {
  * Chromium (e.g. with a script that execs it inside a network namespace);
  * `opts.netns: NS` writes such a script (`exec ip netns exec NS chromium "$@"`) and
  * uses it. Playwright drives Chromium over pipes, which the exec chain keeps.
+ * `opts.args` are added to Chromium's arguments.
  */
 export async function launchBrowser(opts = {}) {
   if (opts.netns && opts.executablePath) throw new Error('give { executablePath } or { netns }, not both');
@@ -142,9 +144,9 @@ export async function launchBrowser(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-chromium-'));
   // Without the fake permission UI, deny every prompt outright: how headless Chromium
   // treats an unanswered prompt otherwise varies between machines.
-  const args = opts.fakeUi === false
+  const args = [...(opts.fakeUi === false
     ? [...CHROMIUM_ARGS.filter((a) => a !== '--use-fake-ui-for-media-stream'), '--deny-permission-prompts']
-    : CHROMIUM_ARGS;
+    : CHROMIUM_ARGS), ...(opts.args ?? [])];
   const context = await chromium.launchPersistentContext(dir, {
     executablePath,
     headless: true,

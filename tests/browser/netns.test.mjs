@@ -63,7 +63,11 @@ function deleteStaleNamespaces() {
   }
 }
 
-process.on('exit', deleteNamespaces);
+let dir;
+process.on('exit', () => {
+  deleteNamespaces();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function makeTopology() {
   deleteStaleNamespaces();
@@ -82,7 +86,8 @@ function makeTopology() {
 }
 
 // Run in a namespace: for each probe, TCP connect (-> "connected" or the error code)
-// or a STUN Binding request over UDP (-> "reply", "silence" or the error code).
+// or a STUN Binding request from a connected UDP socket (-> "reply", "silence", or
+// the error code: ECONNREFUSED when an ICMP port unreachable says no socket is there).
 const PROBE = `
 const dgram = require('node:dgram');
 const net = require('node:net');
@@ -108,7 +113,7 @@ function stun(host, port) {
     const t = setTimeout(() => done('silence'), WAIT);
     s.on('message', (m) => done(m.length >= 20 && m.subarray(8, 20).equals(req.subarray(8, 20)) ? 'reply' : 'other'));
     s.on('error', (e) => done(e.code));
-    s.send(req, port, host, (e) => { if (e) done(e.code); });
+    s.connect(port, host, () => s.send(req, (e) => { if (e) done(e.code); }));
   });
 }
 Promise.all(probes.map((p) => (p.proto === 'tcp' ? tcp : stun)(p.host, p.port)))
@@ -126,7 +131,6 @@ function probe(ns, probes) {
 let turn;
 let server;
 let browser;
-let dir;
 let mediaPort;
 before(async () => {
   makeTopology();
@@ -143,7 +147,12 @@ before(async () => {
   const m = /WebRTC media on udp 127\.0\.0\.1:(\d+)\b/.exec(server.logs());
   assert.ok(m, `no media address in the log:\n${server.logs()}`);
   mediaPort = Number(m[1]);
-  browser = await launchBrowser({ netns: CLI });
+  // http://10.231.X.1 is no secure context (only localhost is), where a page has no
+  // navigator.mediaDevices: vouch for this one origin.
+  browser = await launchBrowser({
+    netns: CLI,
+    args: [`--unsafely-treat-insecure-origin-as-secure=${new URL(server.url).origin}`],
+  });
   // Every peer connection the page makes and the configuration it was given.
   await browser.addInitScript(() => {
     const Original = window.RTCPeerConnection;
@@ -265,12 +274,16 @@ test('netns: a client that can reach only the TURN server connects through it', 
   assert.deepEqual(seen, {
     [`tcp ${SERVER_IP}:${httpPort}`]: 'connected',
     [`udp ${SERVER_IP}:${turn.port}`]: 'reply',
-    [`udp ${SERVER_IP}:${mediaPort}`]: 'silence',
+    [`udp ${SERVER_IP}:${mediaPort}`]: 'ECONNREFUSED',
     [`tcp ${SERVER_IP}:${mediaPort}`]: 'ECONNREFUSED',
-    [`udp 127.0.0.1:${mediaPort}`]: 'silence',
+    [`udp 127.0.0.1:${mediaPort}`]: 'ECONNREFUSED',
     [`tcp 127.0.0.1:${mediaPort}`]: 'ECONNREFUSED',
     'tcp 192.0.2.1:80': 'ENETUNREACH',
   });
+  // The same UDP probe inside the server's namespace is not refused: the socket is there.
+  const inside = probe(SRV, [{ proto: 'udp', host: '127.0.0.1', port: mediaPort }]);
+  t.diagnostic(`from ${SRV}: ${JSON.stringify(inside)}`);
+  assert.ok(['reply', 'silence'].includes(inside[`udp 127.0.0.1:${mediaPort}`]), JSON.stringify(inside));
 
   // 2. Chromium, in the client's namespace, opens the page and plays the remote video.
   const page = await openPage(browser, server.url);
@@ -312,6 +325,13 @@ test('netns: a client that can reach only the TURN server connects through it', 
   assert.equal(selected.pairState, 'succeeded', JSON.stringify(selected));
   assert.equal(selected.remote, `127.0.0.1:${mediaPort}`, JSON.stringify(selected));
   assert.equal(selected.related.split(':')[0], CLIENT_IP, JSON.stringify(selected));
+  // The server offered nothing else: one UDP host candidate, on its 127.0.0.1.
+  const offered = await page.evaluate(async () => {
+    const stats = await (window.wasmrtc?.pc ?? window.__pcs.at(-1)).getStats();
+    return [...stats.values()].filter((s) => s.type === 'remote-candidate')
+      .map((s) => `${s.candidateType} ${s.protocol} ${s.address}:${s.port}`);
+  });
+  assert.deepEqual([...new Set(offered)], [`host udp 127.0.0.1:${mediaPort}`]);
 
   // 4. The server counted it as relayed (it may count once ICE settles: allow it a moment).
   let relayed = await relayOutcomes(page);
