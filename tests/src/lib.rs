@@ -129,6 +129,29 @@ pub fn start_host_with_config(config: &std::path::Path) -> HostProcess {
     ])
 }
 
+/// Run `wasmrtc serve --config <config>` to its end: for files the host must refuse.
+pub fn serve_config_output(config: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(wasmrtc_bin())
+        .args(["serve", "--config"])
+        .arg(config)
+        .output()
+        .expect("run wasmrtc serve")
+}
+
+/// A host's `/metrics` text once `done` holds of it, or the last one after 20 s
+/// (counters move just after the event they count).
+pub async fn metrics_until(base: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut text = metrics_text(base).await;
+    for _ in 0..200 {
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = metrics_text(base).await;
+    }
+    text
+}
+
 /// The text a host's `GET /metrics` answers (without a token).
 pub async fn metrics_text(base: &str) -> String {
     let url = format!("{base}/metrics");

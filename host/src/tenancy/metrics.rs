@@ -323,48 +323,54 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
             .collect(),
     );
     use crate::session::stats::{Counter, counted};
+    // One row per process-wide counter, labelled `{label="name"}`.
+    let counters = |label: &str, rows: &[(&str, Counter)]| -> Vec<String> {
+        rows.iter()
+            .map(|&(name, c)| format!("{{{label}=\"{name}\"}} {}", counted(c)))
+            .collect()
+    };
     family(
         "wasmrtc_frames_dropped_total",
         "counter",
         "Media frames dropped on the host: `video` (replaced by a newer frame before a slow handler saw it), `audio` (the handler too far behind), `video_decode` and `video_encode` (the codec pool behind).",
-        [
-            ("video", Counter::VideoDropped),
-            ("audio", Counter::AudioDropped),
-            ("video_decode", Counter::VideoDecodeDropped),
-            ("video_encode", Counter::VideoEncodeDropped),
-        ]
-        .into_iter()
-        .map(|(kind, c)| format!("{{kind=\"{kind}\"}} {}", counted(c)))
-        .collect(),
+        counters(
+            "kind",
+            &[
+                ("video", Counter::VideoDropped),
+                ("audio", Counter::AudioDropped),
+                ("video_decode", Counter::VideoDecodeDropped),
+                ("video_encode", Counter::VideoEncodeDropped),
+            ],
+        ),
     );
     family(
         "wasmrtc_client_refused_total",
         "counter",
         "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size), `ice_tcp` (an ICE-TCP connection over the cap, without a STUN first frame for a live peer, or with an oversized frame).",
-        [
-            ("http_connections", Counter::HttpConnectionsRefused),
-            ("candidates", Counter::CandidatesRefused),
-            ("video_size", Counter::VideoTooLarge),
-            ("ice_tcp", Counter::IceTcpRefused),
-        ]
-        .into_iter()
-        .map(|(reason, c)| format!("{{reason=\"{reason}\"}} {}", counted(c)))
-        .collect(),
+        counters(
+            "reason",
+            &[
+                ("http_connections", Counter::HttpConnectionsRefused),
+                ("candidates", Counter::CandidatesRefused),
+                ("video_size", Counter::VideoTooLarge),
+                ("ice_tcp", Counter::IceTcpRefused),
+            ],
+        ),
     );
     family(
         "wasmrtc_ice_outcomes_total",
         "counter",
         "How WebRTC connections came up, by the client's candidate type (`host`, `srflx` through a NAT, `prflx` learned from its checks, `relay` through TURN), or `timeout`: not up within the connect timeout.",
-        [
-            ("host", Counter::IceHost),
-            ("srflx", Counter::IceServerReflexive),
-            ("prflx", Counter::IcePeerReflexive),
-            ("relay", Counter::IceRelay),
-            ("timeout", Counter::IceTimeout),
-        ]
-        .into_iter()
-        .map(|(outcome, c)| format!("{{outcome=\"{outcome}\"}} {}", counted(c)))
-        .collect(),
+        counters(
+            "outcome",
+            &[
+                ("host", Counter::IceHost),
+                ("srflx", Counter::IceServerReflexive),
+                ("prflx", Counter::IcePeerReflexive),
+                ("relay", Counter::IceRelay),
+                ("timeout", Counter::IceTimeout),
+            ],
+        ),
     );
     family(
         "wasmrtc_ice_tcp_connections_total",

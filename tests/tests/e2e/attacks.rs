@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer, poll_until};
-use wasmrtc_tests::{HostProcess, guests, metrics_text, start_host, start_host_with_config};
+use wasmrtc_tests::{
+    HostProcess, guests, metrics_text, metrics_until, start_host, start_host_with_config,
+};
 
 /// Resident set size of a process, in bytes.
 fn rss_of(pid: u32) -> usize {
@@ -486,20 +488,16 @@ async fn ice_tcp_connections_without_a_live_peers_stun_request_are_closed() {
     );
 
     // Each is counted as its task ends, just after the socket closes.
-    let mut refused = 0;
-    for _ in 0..50 {
-        let metrics = metrics_text(&base).await;
-        refused = metrics
+    let refused_in = |metrics: &str| -> u64 {
+        metrics
             .lines()
             .find_map(|l| l.strip_prefix("wasmrtc_client_refused_total{reason=\"ice_tcp\"} "))
             .unwrap_or_else(|| panic!("no ice_tcp refusals in\n{metrics}"))
             .parse()
-            .unwrap();
-        if refused >= bad + 1100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .unwrap()
+    };
+    let metrics = metrics_until(&base, |m| refused_in(m) >= bad + 1100).await;
+    let refused = refused_in(&metrics);
     assert!(refused >= bad + 1100, "{refused} ICE-TCP refusals counted");
     witness.assert_kept_its_rate("the ICE-TCP attack");
 }

@@ -5,13 +5,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use wasmrtc_tests::peer::{self, Media};
-use wasmrtc_tests::{guests, metrics_text, scratch_dir, start_host_with_config, wasmrtc_bin};
+use wasmrtc_tests::{
+    guests, metrics_text, metrics_until, scratch_dir, serve_config_output, start_host_with_config,
+    wasmrtc_bin,
+};
 
 const SECRET: &str = "north-wind-7f3a";
 
@@ -190,11 +193,7 @@ fn ice_settings_that_cannot_work_are_refused_at_start() {
     for (i, (table, expected)) in cases.iter().enumerate() {
         let path = dir.join(format!("case-{i}.toml"));
         std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{table}{stream}")).unwrap();
-        let out = Command::new(wasmrtc_bin())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .output()
-            .expect("run wasmrtc serve");
+        let out = serve_config_output(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "case {i} was served:\n{table}");
         assert!(stderr.contains(expected), "case {i}: {stderr}");
@@ -245,14 +244,7 @@ async fn connections_are_counted_by_the_route_they_took_and_by_timeouts() {
 
     // The test peer offers its host candidate on 127.0.0.1: a `host` route.
     let client = peer::connect(&base, Media::SendRecv, Media::None).await;
-    let mut metrics = String::new();
-    for _ in 0..50 {
-        metrics = metrics_text(&host.base).await;
-        if outcome(&metrics, "host") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let metrics = metrics_until(&host.base, |m| outcome(m, "host") == 1).await;
     assert_eq!(outcome(&metrics, "host"), 1, "{metrics}");
     assert_eq!(outcome(&metrics, "relay"), 0);
     drop(client);
@@ -262,13 +254,7 @@ async fn connections_are_counted_by_the_route_they_took_and_by_timeouts() {
         serde_json::json!({"sdp": peer::abandoned_offer(), "type": "offer", "webrtc_id": "silent"});
     let (status, answer) = peer::post_offer(&base, &body).await.unwrap();
     assert_eq!((status, answer["type"].as_str()), (200, Some("answer")));
-    for _ in 0..100 {
-        metrics = metrics_text(&host.base).await;
-        if outcome(&metrics, "timeout") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let metrics = metrics_until(&host.base, |m| outcome(m, "timeout") == 1).await;
     assert_eq!(outcome(&metrics, "timeout"), 1, "{metrics}");
     assert_eq!(outcome(&metrics, "host"), 1);
     let _ = std::fs::remove_dir_all(&dir);

@@ -17,7 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
-use wasmrtc_tests::{HostProcess, guests, metrics_text, start_host_with_config, wasmrtc_bin};
+use wasmrtc_tests::{
+    HostProcess, guests, metrics_text, metrics_until, serve_config_output, start_host_with_config,
+    wasmrtc_bin,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const KEY: &str = "sk-test-0123456789";
@@ -326,14 +329,7 @@ async fn loopback_is_refused_unless_allowed_and_persistent_refusals_end_the_inst
     stray.send_text("two").await.unwrap();
     let row =
         "wasmrtc_handler_failures_total{tenant=\"\",stream=\"stray\",cause=\"outbound-abuse\"} 1";
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = metrics_text(&host.base).await;
-        if text.contains(row) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let text = metrics_until(&host.base, |m| m.contains(row)).await;
     assert!(text.contains(row), "no {row} in\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -350,11 +346,7 @@ fn a_component_importing_wasi_http_needs_a_grant() {
         ),
     )
     .unwrap();
-    let out = Command::new(wasmrtc_bin())
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run wasmrtc serve");
+    let out = serve_config_output(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "served without a grant");
     assert!(
