@@ -400,3 +400,71 @@ export function turnCredential(secret, ttlSeconds) {
   const credential = crypto.createHmac('sha1', secret).update(username).digest('base64');
   return { username, credential };
 }
+
+/**
+ * Record every RTCPeerConnection the pages of `context` make: `window.__pcs`, the
+ * configuration each was given (`__pcConfigs`), their ICE candidate errors
+ * (`__iceErrors`: url, errorCode, errorText) and connection states (`__pcStates`).
+ */
+export async function recordPeerConnections(context) {
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.__pcConfigs = [];
+    window.__iceErrors = [];
+    window.__pcStates = [];
+    window.RTCPeerConnection = class extends Original {
+      constructor(config, ...rest) {
+        super(config, ...rest);
+        window.__pcs.push(this);
+        window.__pcConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
+        this.addEventListener('icecandidateerror', (e) => {
+          window.__iceErrors.push({ url: e.url, errorCode: e.errorCode, errorText: e.errorText });
+        });
+        this.addEventListener('connectionstatechange', () => window.__pcStates.push(this.connectionState));
+      }
+    };
+  });
+}
+
+/** The candidate pair ICE selected on the page's peer connection: its state and both ends. */
+export async function selectedPair(page) {
+  return page.evaluate(async () => {
+    const pc = window.wasmrtc?.pc ?? window.__pcs?.at(-1);
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let pair = null;
+    for (const s of stats.values()) {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    }
+    if (!pair) {
+      for (const s of stats.values()) {
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+      }
+    }
+    if (!pair) return null;
+    const local = stats.get(pair.localCandidateId);
+    const remote = stats.get(pair.remoteCandidateId);
+    return {
+      pairState: pair.state,
+      candidateType: local?.candidateType,
+      protocol: local?.protocol,
+      relayProtocol: local?.relayProtocol,
+      url: local?.url,
+      local: `${local?.address}:${local?.port}`,
+      related: `${local?.relatedAddress}:${local?.relatedPort}`,
+      remoteType: remote?.candidateType,
+      remoteProtocol: remote?.protocol,
+      remoteTcpType: remote?.tcpType,
+      remoteAddress: remote?.address,
+      remote: `${remote?.address}:${remote?.port}`,
+    };
+  });
+}
+
+/** The value of the series `series` (e.g. `name{label="x"}`) in /metrics `text`, 0 if absent. */
+export function metricValue(text, series) {
+  const escaped = series.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^${escaped}\\s+(\\d+(?:\\.\\d+)?)\\s*$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}

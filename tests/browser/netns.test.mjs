@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { countFrames, launchBrowser, openPage, startAndConnect, startServer, startTurn } from './harness.mjs';
+import { countFrames, launchBrowser, metricValue, openPage, recordPeerConnections, selectedPair, startAndConnect, startServer, startTurn } from './harness.mjs';
 
 const secret = crypto.randomBytes(18).toString('base64url');
 const TTL = 600;
@@ -154,22 +154,7 @@ before(async () => {
     args: [`--unsafely-treat-insecure-origin-as-secure=${new URL(server.url).origin}`],
   });
   // Every peer connection the page makes and the configuration it was given.
-  await browser.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.__pcConfigs = [];
-    window.__iceErrors = [];
-    window.RTCPeerConnection = class extends Original {
-      constructor(config, ...rest) {
-        super(config, ...rest);
-        window.__pcs.push(this);
-        window.__pcConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
-        this.addEventListener('icecandidateerror', (e) => {
-          window.__iceErrors.push({ url: e.url, errorCode: e.errorCode, errorText: e.errorText });
-        });
-      }
-    };
-  });
+  await recordPeerConnections(browser);
 });
 after(async () => {
   await browser?.close();
@@ -187,43 +172,11 @@ async function pageFetch(page, url) {
   }, url);
 }
 
-/** `wasmrtc_ice_outcomes_total{outcome="relay"}` from /metrics, 0 if absent. */
+/** `wasmrtc_ice_outcomes_total{outcome="relay"}` from /metrics, fetched by the page. */
 async function relayOutcomes(page) {
   const r = await pageFetch(page, '/metrics');
   assert.equal(r.status, 200);
-  const m = /^wasmrtc_ice_outcomes_total\{outcome="relay"\}\s+(\d+(?:\.\d+)?)\s*$/m.exec(r.text);
-  return m ? Number(m[1]) : 0;
-}
-
-/** The selected candidate pair: its state and both ends. */
-async function selectedPair(page) {
-  return page.evaluate(async () => {
-    const pc = window.wasmrtc?.pc ?? window.__pcs.at(-1);
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    let pair = null;
-    for (const s of stats.values()) {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-    }
-    if (!pair) {
-      for (const s of stats.values()) {
-        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
-      }
-    }
-    if (!pair) return null;
-    const local = stats.get(pair.localCandidateId);
-    const remote = stats.get(pair.remoteCandidateId);
-    return {
-      pairState: pair.state,
-      candidateType: local?.candidateType,
-      relayProtocol: local?.relayProtocol,
-      url: local?.url,
-      local: `${local?.address}:${local?.port}`,
-      related: `${local?.relatedAddress}:${local?.relatedPort}`,
-      remoteType: remote?.candidateType,
-      remote: `${remote?.address}:${remote?.port}`,
-    };
-  });
+  return metricValue(r.text, 'wasmrtc_ice_outcomes_total{outcome="relay"}');
 }
 
 /** What the page's peer connection went through, for failure messages. */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { countFrames, launchBrowser, openPage, startAndConnect, startServer } from './harness.mjs';
+import { countFrames, launchBrowser, metricValue, openPage, selectedPair, startAndConnect, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -40,9 +40,7 @@ after(async () => {
 });
 
 async function metric(name) {
-  const text = await (await fetch(`${server.url}metrics`)).text();
-  const m = new RegExp(`^${name}\\s+(\\d+)\\s*$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return metricValue(await (await fetch(`${server.url}metrics`)).text(), name);
 }
 
 test('tcp: with UDP unreachable, flip plays over ICE-TCP on the media port', async (t) => {
@@ -54,21 +52,13 @@ test('tcp: with UDP unreachable, flip plays over ICE-TCP on the media port', asy
   assert.ok(frames >= 10, `only ${frames} remote frames in 2 s`);
 
   // The pair ICE selected runs over TCP to the server's passive candidate.
-  const selected = await page.evaluate(async () => {
-    const stats = await window.wasmrtc.pc.getStats();
-    let id = null;
-    for (const s of stats.values()) if (s.type === 'transport') id = s.selectedCandidatePairId;
-    const pair = stats.get(id);
-    const local = pair && stats.get(pair.localCandidateId);
-    const remote = pair && stats.get(pair.remoteCandidateId);
-    return pair && { state: pair.state, local: local.protocol, remote: remote.protocol, tcpType: remote.tcpType, address: remote.address };
-  });
+  const selected = await selectedPair(page);
   assert.deepEqual(
-    selected && { state: selected.state, local: selected.local, remote: selected.remote, tcpType: selected.tcpType },
+    selected && { state: selected.pairState, local: selected.protocol, remote: selected.remoteProtocol, tcpType: selected.remoteTcpType },
     { state: 'succeeded', local: 'tcp', remote: 'tcp', tcpType: 'passive' },
     JSON.stringify(selected),
   );
-  assert.equal(selected.address, '127.0.0.2');
+  assert.equal(selected.remoteAddress, '127.0.0.2');
   assert.ok(relayed.connections >= 1 && relayed.bytes > 10_000, `the TCP relay carried ${JSON.stringify(relayed)}`);
 
   let after = await metric('wasmrtc_ice_tcp_connections_total');

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { countFrames, launchBrowser, openPage, startAndConnect, startServer, startTurn, turnCredential } from './harness.mjs';
+import { countFrames, launchBrowser, metricValue, openPage, recordPeerConnections, selectedPair, startAndConnect, startServer, startTurn, turnCredential } from './harness.mjs';
 
 const secret = crypto.randomBytes(18).toString('base64url');
 const TTL = 600;
@@ -31,24 +31,7 @@ before(async () => {
   browser = await launchBrowser();
   // Every peer connection the page makes, the configuration it was given, its ICE
   // candidate errors and its connection states, for the assertions below.
-  await browser.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.__pcConfigs = [];
-    window.__iceErrors = [];
-    window.__pcStates = [];
-    window.RTCPeerConnection = class extends Original {
-      constructor(config, ...rest) {
-        super(config, ...rest);
-        window.__pcs.push(this);
-        window.__pcConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
-        this.addEventListener('icecandidateerror', (e) => {
-          window.__iceErrors.push({ url: e.url, errorCode: e.errorCode, errorText: e.errorText });
-        });
-        this.addEventListener('connectionstatechange', () => window.__pcStates.push(this.connectionState));
-      }
-    };
-  });
+  await recordPeerConnections(browser);
 });
 after(async () => {
   await browser?.close();
@@ -57,41 +40,11 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** `wasmrtc_ice_outcomes_total{outcome="relay"}` from /metrics, 0 if absent. */
+/** `wasmrtc_ice_outcomes_total{outcome="relay"}` from /metrics. */
 async function relayOutcomes() {
   const r = await fetch(`${server.url}metrics`);
   assert.equal(r.status, 200);
-  const m = /^wasmrtc_ice_outcomes_total\{outcome="relay"\}\s+(\d+(?:\.\d+)?)\s*$/m.exec(await r.text());
-  return m ? Number(m[1]) : 0;
-}
-
-/** The type of the local candidate of the pair ICE selected, and that pair's state. */
-async function selectedLocalCandidate(page) {
-  return page.evaluate(async () => {
-    const pc = window.wasmrtc?.pc ?? window.__pcs.at(-1);
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    let pair = null;
-    for (const s of stats.values()) {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-    }
-    if (!pair) {
-      for (const s of stats.values()) {
-        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
-      }
-    }
-    if (!pair) return null;
-    const local = stats.get(pair.localCandidateId);
-    const remote = stats.get(pair.remoteCandidateId);
-    return {
-      pairState: pair.state,
-      candidateType: local?.candidateType,
-      relayProtocol: local?.relayProtocol,
-      url: local?.url,
-      local: `${local?.address}:${local?.port}`,
-      remote: `${remote?.address}:${remote?.port}`,
-    };
-  });
+  return metricValue(await r.text(), 'wasmrtc_ice_outcomes_total{outcome="relay"}');
 }
 
 test('relay: Chromium reaches flip only through coturn', async (t) => {
@@ -131,7 +84,7 @@ test('relay: Chromium reaches flip only through coturn', async (t) => {
   assert.match(username, /^\d+:/);
 
   // ICE chose a relayed pair.
-  const selected = await selectedLocalCandidate(page);
+  const selected = await selectedPair(page);
   assert.equal(selected?.candidateType, 'relay', JSON.stringify(selected));
   assert.equal(selected.pairState, 'succeeded', JSON.stringify(selected));
 
