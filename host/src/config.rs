@@ -183,14 +183,6 @@ pub struct IceEntry {
 }
 
 impl IceEntry {
-    /// Whether the table sets anything.
-    pub fn is_empty(&self) -> bool {
-        self.servers.is_empty()
-            && self.turn_urls.is_empty()
-            && self.turn_secret.is_none()
-            && self.transport_policy.is_none()
-    }
-
     /// The servers the table declares, with the shared secret from `secrets`.
     pub fn servers(&self, secrets: &Secrets) -> Result<IceServers, String> {
         let secret =

@@ -157,11 +157,6 @@ impl Transport {
         self.advertised[0]
     }
 
-    /// Every address put in answers as a host candidate.
-    pub fn advertised_all(&self) -> &[SocketAddr] {
-        &self.advertised
-    }
-
     /// The host's lifecycle: [`Lifecycle::shutdown`] drains every stream served over
     /// this transport.
     pub fn lifecycle(&self) -> &Lifecycle {

@@ -319,17 +319,12 @@ impl TurnRest {
         })
     }
 
-    /// How long minted credentials are valid.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// Credentials valid from `now` for [`TurnRest::ttl`], with a fresh random id.
+    /// Credentials valid from `now` for the server's `ttl`, with a fresh random id.
     pub fn mint(&self, now: SystemTime) -> IceServer {
         self.mint_for(now, &format!("{:016x}", rand::random::<u64>()))
     }
 
-    /// Credentials valid from `now` for [`TurnRest::ttl`] naming `id` after the expiry.
+    /// Credentials valid from `now` for the server's `ttl` naming `id` after the expiry.
     pub fn mint_for(&self, now: SystemTime, id: &str) -> IceServer {
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let expiry = (since_epoch + self.ttl).as_secs();
@@ -376,16 +371,6 @@ impl IceServers {
         }
         self.relay_only = true;
         Ok(self)
-    }
-
-    /// Whether clients are asked to use relayed candidates only.
-    pub fn is_relay_only(&self) -> bool {
-        self.relay_only
-    }
-
-    /// Whether there is no server at all.
-    pub fn is_empty(&self) -> bool {
-        self.statics.is_empty() && self.rest.is_none()
     }
 
     /// Whether each configuration carries freshly minted TURN credentials.
