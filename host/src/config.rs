@@ -343,21 +343,24 @@ impl HostConfig {
     pub fn read_secrets(&self) -> Result<Secrets, String> {
         let mut pairs = Vec::new();
         for (name, entry) in &self.secrets {
-            let value = match (&entry.env, &entry.file) {
-                (Some(var), None) => std::env::var(var).map_err(|_| {
-                    format!("secret `{name}`: environment variable `{var}` is not set")
-                })?,
-                (None, Some(file)) => std::fs::read_to_string(file)
-                    .map_err(|e| format!("secret `{name}`: cannot read {}: {e}", file.display()))?,
-                _ => {
-                    return Err(format!(
-                        "secret `{name}`: give exactly one of `env` and `file`"
-                    ));
-                }
-            };
-            pairs.push((name.clone(), value));
+            pairs.push((name.clone(), entry.read(name)?));
         }
         Secrets::new(pairs).map_err(|e| e.to_string())
+    }
+}
+
+impl SecretEntry {
+    /// The value of the secret `name` (named in errors) from its variable or file.
+    pub fn read(&self, name: &str) -> Result<String, String> {
+        match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("secret `{name}`: environment variable `{var}` is not set")),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| format!("secret `{name}`: cannot read {}: {e}", file.display())),
+            _ => Err(format!(
+                "secret `{name}`: give exactly one of `env` and `file`"
+            )),
+        }
     }
 }
 

@@ -265,8 +265,12 @@ fn cli_ice(args: IceArgs) -> anyhow::Result<IceServers> {
     let secret_file = turn_secret_file.as_deref();
     let mut secrets = Secrets::default();
     if let Some(file) = secret_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the TURN secret {}", file.display()))?;
+        let text = wasmrtc::config::SecretEntry {
+            env: None,
+            file: Some(file.to_path_buf()),
+        }
+        .read("--turn-secret-file")
+        .map_err(anyhow::Error::msg)?;
         secrets = Secrets::new([("turn".to_string(), text)]).map_err(|_| {
             anyhow::anyhow!(
                 "{}: not a usable TURN secret (empty, over 4096 bytes, or with control characters)",
@@ -319,9 +323,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut outbound_policy = OutboundPolicy::default();
             let mut secrets = Secrets::default();
             let (mut listen_cfg, mut udp_cfg, mut advertise_cfg) = (None, None, Vec::new());
-            // The host's STUN and TURN servers; each stream's own, by name.
+            // The host's STUN and TURN servers.
             let mut ice = IceServers::default();
-            let mut stream_ice = std::collections::HashMap::new();
             let mut ice_tcp = !ice_args.no_ice_tcp;
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
@@ -346,14 +349,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .ice
                     .servers(&secrets)
                     .map_err(|e| anyhow::anyhow!("[ice] {e}"))?;
-                for s in &file.streams {
-                    if let Some(entry) = &s.ice {
-                        let servers = entry.servers(&secrets).map_err(|e| {
-                            anyhow::anyhow!("stream `{}`, [stream.ice] {e}", s.name.get_ref())
-                        })?;
-                        stream_ice.insert(s.name.get_ref().clone(), Arc::new(servers));
-                    }
-                }
                 metrics_token = file
                     .metrics_token_sha256
                     .as_deref()
@@ -362,6 +357,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     hosting = Some((dir, file.tenants));
                 }
                 for s in file.streams {
+                    let stream_ice = s
+                        .ice
+                        .as_ref()
+                        .map(|entry| entry.servers(&secrets).map(Arc::new))
+                        .transpose()
+                        .map_err(|e| {
+                            anyhow::anyhow!("stream `{}`, [stream.ice] {e}", s.name.get_ref())
+                        })?;
                     let limits = StreamConfig {
                         concurrency_limit: s.concurrency_limit,
                         time_limit: s.time_limit.map(Duration::from_secs_f64),
@@ -369,7 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             StreamConfig::default().connect_timeout,
                             Duration::from_secs_f64,
                         ),
-                        ice: stream_ice.remove(s.name.get_ref()),
+                        ice: stream_ice,
                     };
                     let prefix = s.prefix();
                     let grant = s
