@@ -427,8 +427,21 @@ export async function recordPeerConnections(context) {
   });
 }
 
-/** The candidate pair ICE selected on the page's peer connection: its state and both ends. */
+/**
+ * The candidate pair ICE selected on the page's peer connection: its state and both
+ * ends. A selected pair reads `in-progress` while a consent check is out, so this
+ * looks again for up to 5 s until it reads `succeeded`.
+ */
 export async function selectedPair(page) {
+  let pair = await readSelectedPair(page);
+  for (let i = 0; i < 25 && pair && pair.pairState !== 'succeeded'; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    pair = await readSelectedPair(page);
+  }
+  return pair;
+}
+
+async function readSelectedPair(page) {
   return page.evaluate(async () => {
     const pc = window.wasmrtc?.pc ?? window.__pcs?.at(-1);
     if (!pc) return null;
