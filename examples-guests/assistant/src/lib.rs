@@ -248,15 +248,18 @@ fn send(question: &str) -> Result<FutureIncomingResponse, String> {
         .map_err(|()| "bad path")?;
     let outgoing = request.body().map_err(|()| "no request body")?;
     let future = outgoing_handler::handle(request, None).map_err(|c| describe(&c))?;
-    {
+    let written = {
         let stream = outgoing.write().map_err(|()| "no body stream")?;
-        for chunk in body.as_bytes().chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the request: {e:?}"))?;
-        }
+        body.as_bytes()
+            .chunks(4096)
+            .try_for_each(|chunk| stream.blocking_write_and_flush(chunk))
+    };
+    match written {
+        Ok(()) => OutgoingBody::finish(outgoing, None).map_err(|c| describe(&c))?,
+        // The host ended the request while it was being written (it refused it, say):
+        // the response future says why.
+        Err(_) => drop(outgoing),
     }
-    OutgoingBody::finish(outgoing, None).map_err(|c| describe(&c))?;
     Ok(future)
 }
 
