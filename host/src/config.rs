@@ -195,8 +195,8 @@ impl IceEntry {
         self.build(secret)
     }
 
-    /// The servers, `secret` standing for the shared one.
-    fn build(&self, secret: Option<&str>) -> Result<IceServers, String> {
+    /// The servers, `secret` standing for the shared one (its text, not a name).
+    pub(crate) fn build(&self, secret: Option<&str>) -> Result<IceServers, String> {
         let rest = match (secret, self.turn_urls.is_empty()) {
             (None, true) => None,
             (None, false) => {

@@ -194,6 +194,8 @@ pub(crate) struct StreamInner {
     pub(crate) name: String,
     pub(crate) component: RwLock<HandlerComponent>,
     pub(crate) config: StreamConfig,
+    /// The stream's own ICE servers: `config.ice` until [`Stream::set_ice_servers`].
+    ice: RwLock<Option<Arc<IceServers>>>,
     pub(crate) admission: Admission,
     pub(crate) connections: Connections,
     pub(crate) transport: Transport,
@@ -229,6 +231,7 @@ impl Stream {
                 name: component.name().to_string(),
                 admission,
                 component: RwLock::new(component),
+                ice: RwLock::new(config.ice.clone()),
                 config,
                 connections: Connections::with_lifecycle(&transport.lifecycle),
                 transport,
@@ -272,12 +275,16 @@ impl Stream {
     }
 
     /// The STUN and TURN servers this stream's clients get: its own, or the host's.
-    pub fn ice_servers(&self) -> &IceServers {
-        self.inner
-            .config
-            .ice
-            .as_deref()
-            .unwrap_or(&self.inner.transport.ice)
+    pub fn ice_servers(&self) -> Arc<IceServers> {
+        let own = self.inner.ice.read().unwrap_or_else(|e| e.into_inner());
+        own.clone()
+            .unwrap_or_else(|| self.inner.transport.ice.clone())
+    }
+
+    /// Hand `servers` (`None`: the host's) to this stream's clients from the next
+    /// `rtc_configuration` request on (a tenant changing them through the admin API).
+    pub fn set_ice_servers(&self, servers: Option<Arc<IceServers>>) {
+        *self.inner.ice.write().unwrap_or_else(|e| e.into_inner()) = servers;
     }
 
     /// Connections now admitted (connecting or connected).

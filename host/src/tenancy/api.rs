@@ -11,6 +11,9 @@
 //! | `POST /api/streams/{name}/versions[?activate=false]` body `application/wasm` | upload a version (201), active at once unless `activate=false` |
 //! | `GET /api/streams/{name}/versions` | its versions |
 //! | `PUT /api/streams/{name}/limits` `{concurrency_limit?, …}` | replace its limits |
+//! | `PUT /api/streams/{name}/ice` `{servers?, turn_urls?, turn_secret?, turn_ttl?, transport_policy?}` | set its own STUN/TURN servers ([`super::ice`]) |
+//! | `GET /api/streams/{name}/ice` | them, without the shared secret (`null`: none set) |
+//! | `DELETE /api/streams/{name}/ice` | back to the tenant's and host's servers |
 //! | `POST /api/streams/{name}/activate` `{version}` | make a version active |
 //! | `POST /api/streams/{name}/rollback` | undo the last activation |
 //! | `GET /api/streams/{name}/connections` | live connections by version |
@@ -34,6 +37,7 @@ use axum::routing::{get, post, put};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::ice::StreamIce;
 use super::registry::{HostingError, LiveStream, Registry};
 use super::store::StreamLimits;
 use super::tenants::Tenant;
@@ -192,6 +196,10 @@ pub fn routes(registry: Registry) -> Router {
                 .get(versions),
         )
         .route("/api/streams/{name}/limits", put(set_limits))
+        .route(
+            "/api/streams/{name}/ice",
+            put(set_ice).get(show_ice).delete(clear_ice),
+        )
         .route("/api/streams/{name}/activate", post(activate))
         .route("/api/streams/{name}/rollback", post(rollback))
         .route("/api/streams/{name}/connections", get(connections))
@@ -232,6 +240,7 @@ async fn detail(registry: &Registry, live: &LiveStream) -> JsonResult {
     let mut v = summary(live);
     v["versions"] = json!(registry.versions(live).await?);
     v["spec"] = json!(live.stream().map(|s| s.spec()));
+    v["ice"] = json!(live.ice().as_ref().map(StreamIce::redacted));
     Ok(axum::Json(v))
 }
 
@@ -391,6 +400,32 @@ async fn set_limits(stream: TenantStream, body: Bytes) -> JsonResult {
     let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
     registry.set_limits(tenant, name, limits.clone()).await?;
     Ok(axum::Json(json!({"name": name, "limits": limits})))
+}
+
+/// The stream's own ICE servers as the API shows them (`null`: none set).
+fn ice_view(name: &str, ice: Option<&StreamIce>) -> Value {
+    json!({"name": name, "ice": ice.map(StreamIce::redacted)})
+}
+
+async fn set_ice(stream: TenantStream, body: Bytes) -> JsonResult {
+    stream.live()?;
+    let ice: StreamIce = serde_json::from_value(Value::Object(json_object(&body)?))
+        .map_err(|e| ApiError::invalid(format!("bad ice servers: {e}")))?;
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.set_ice(tenant, name, Some(ice.clone())).await?;
+    Ok(axum::Json(ice_view(name, Some(&ice))))
+}
+
+async fn show_ice(stream: TenantStream) -> JsonResult {
+    let live = stream.live()?;
+    Ok(axum::Json(ice_view(&stream.name, live.ice().as_ref())))
+}
+
+async fn clear_ice(stream: TenantStream) -> JsonResult {
+    stream.live()?;
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.set_ice(tenant, name, None).await?;
+    Ok(axum::Json(ice_view(name, None)))
 }
 
 async fn activate(stream: TenantStream, body: Bytes) -> JsonResult {

@@ -24,9 +24,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower::ServiceExt;
 
+use super::ice::StreamIce;
 use super::store::{ComponentStore, StoreError, StreamLimits, VersionRecord};
 use super::tenants::{Tenant, Tenants, TokenHash};
 use crate::runtime::{HandlerComponent, InstanceLimits, LoadError, Runtime, StatsSnapshot};
+use crate::transport::IceServers;
 use crate::{Stream, StreamConfig, Transport};
 
 /// The URL prefix of tenants' streams.
@@ -88,6 +90,8 @@ pub struct LiveStream {
     tenant: Arc<Tenant>,
     name: String,
     limits: RwLock<StreamLimits>,
+    /// The tenant's own ICE servers for this stream, as set and as built.
+    ice: RwLock<Option<(StreamIce, Arc<IceServers>)>>,
     /// `None` until a version is active.
     served: RwLock<Option<Served>>,
     /// Versions loaded in this process that may still have connections (the active
@@ -131,6 +135,20 @@ impl LiveStream {
     /// Its limits as set by the tenant.
     pub fn limits(&self) -> StreamLimits {
         read(&self.limits).clone()
+    }
+
+    /// The ICE servers the tenant set for this stream, if any (the shared secret is
+    /// in it: show it with [`StreamIce::redacted`]).
+    pub fn ice(&self) -> Option<StreamIce> {
+        read(&self.ice).as_ref().map(|(set, _)| set.clone())
+    }
+
+    /// The ICE servers its clients get: its own, else its tenant's (`None`: the host's).
+    fn ice_servers(&self) -> Option<Arc<IceServers>> {
+        read(&self.ice)
+            .as_ref()
+            .map(|(_, built)| built.clone())
+            .or_else(|| self.tenant.ice.clone())
     }
 
     /// The version new connections get.
@@ -200,11 +218,11 @@ struct Inner {
     metrics_token: std::sync::OnceLock<TokenHash>,
 }
 
-fn stream_config(limits: &StreamLimits, tenant: &Tenant) -> StreamConfig {
+fn stream_config(limits: &StreamLimits, live: &LiveStream) -> StreamConfig {
     StreamConfig {
         concurrency_limit: limits.concurrency_limit,
         time_limit: limits.time_limit.map(Duration::from_secs_f64),
-        ice: tenant.ice.clone(),
+        ice: live.ice_servers(),
         ..StreamConfig::default()
     }
 }
@@ -309,6 +327,20 @@ impl Registry {
                 continue;
             };
             let live = registry.insert_live(tenant, &record.name, record.limits.clone());
+            if let Some(ice) = record.ice {
+                // Checked when set; a bound tightened since then leaves the stream on
+                // its tenant's and the host's servers, and says so.
+                match ice.servers() {
+                    Ok(built) => *write(&live.ice) = Some((ice, Arc::new(built))),
+                    Err(e) => {
+                        tracing::error!(
+                            tenant = %record.tenant, stream = %record.name,
+                            "the stream's ICE servers are no longer valid: {e}"
+                        );
+                        *write(&live.error) = Some(format!("ice: {e}"));
+                    }
+                }
+            }
             if let Some(version) = record.active_version {
                 match registry.load_version(&live, version).await {
                     Ok(component) => {
@@ -409,6 +441,7 @@ impl Registry {
         let live = Arc::new(LiveStream {
             name: name.to_string(),
             limits: RwLock::new(limits),
+            ice: RwLock::new(None),
             served: RwLock::new(None),
             loaded: Mutex::default(),
             retired: Mutex::default(),
@@ -504,7 +537,7 @@ impl Registry {
                 let stream = Stream::new_within(
                     limited,
                     self.inner.transport.clone(),
-                    stream_config(&limits, &live.tenant),
+                    stream_config(&limits, live),
                     &live.tenant.admission,
                 );
                 let router = stream.mount(Router::new(), "");
@@ -721,6 +754,37 @@ impl Registry {
                 served.stream.replace_component(limited);
             }
         }
+        Ok(())
+    }
+
+    /// Set (or with `None` clear) the stream's own STUN and TURN servers; its clients
+    /// get them from their next `rtc_configuration` request, connections already up
+    /// are not touched. Checked against the same bounds as the configuration file's.
+    pub async fn set_ice(
+        &self,
+        tenant: &Arc<Tenant>,
+        name: &str,
+        ice: Option<StreamIce>,
+    ) -> Result<(), HostingError> {
+        let built = match &ice {
+            Some(ice) => {
+                Some(Arc::new(ice.servers().map_err(|e| {
+                    HostingError::Invalid(format!("bad ice servers: {e}"))
+                })?))
+            }
+            None => None,
+        };
+        let (_admin, live) = self.locked(tenant, name).await?;
+        let stored = ice.clone();
+        self.on_stream(tenant.name(), name, move |s, t, n| {
+            s.set_ice(t, n, stored.as_ref())
+        })
+        .await?;
+        *write(&live.ice) = ice.zip(built);
+        if let Some(stream) = live.stream() {
+            stream.set_ice_servers(live.ice_servers());
+        }
+        tracing::info!(tenant = %tenant.name(), stream = %name, "ICE servers changed");
         Ok(())
     }
 

@@ -14,9 +14,11 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite_migration::{M, Migrations};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::ice::StreamIce;
 use super::tenants::{TenantConfig, hex};
 
 /// Limits a tenant sets on one of its streams (`None` = the tenant's quota, or
@@ -47,6 +49,8 @@ pub struct StreamRecord {
     pub name: String,
     /// Its limits.
     pub limits: StreamLimits,
+    /// Its own STUN and TURN servers, if the tenant set them.
+    pub ice: Option<StreamIce>,
     /// The version new connections get; `None` before the first upload.
     pub active_version: Option<u64>,
     /// Unix seconds.
@@ -84,6 +88,10 @@ pub enum StoreError {
     /// Database.
     #[error("store database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The database's schema cannot be brought to this version's (e.g. it was written
+    /// by a newer wasmrtc).
+    #[error("store schema: {0}")]
+    Schema(String),
 }
 
 /// Durable state of hosted streams. Methods block (call them off the async threads).
@@ -128,6 +136,8 @@ pub trait ComponentStore: Send + Sync + 'static {
     /// Replace a stream's limits.
     fn set_limits(&self, tenant: &str, name: &str, limits: &StreamLimits)
     -> Result<(), StoreError>;
+    /// Replace a stream's own ICE servers (`None`: the tenant's and host's again).
+    fn set_ice(&self, tenant: &str, name: &str, ice: Option<&StreamIce>) -> Result<(), StoreError>;
     /// Remove temporary files and component files no version refers to; how many.
     fn collect_garbage(&self) -> Result<usize, StoreError>;
 }
@@ -138,38 +148,45 @@ pub struct SqliteStore {
     db: Mutex<Connection>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tenants (
-    name TEXT PRIMARY KEY,
-    quotas TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS streams (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    limits TEXT NOT NULL,
-    active_version INTEGER,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, name)
-);
-CREATE TABLE IF NOT EXISTS versions (
-    tenant TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, stream, version),
-    FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS activations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
-);
-CREATE INDEX IF NOT EXISTS activations_by_stream ON activations (tenant, stream, id);
-";
+/// The schema, one step per version (SQLite's `user_version` counts the steps applied).
+/// Steps are only ever appended. The first one is written `IF NOT EXISTS`, so a
+/// database created before versioning began (at `user_version` 0) takes it unchanged.
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE IF NOT EXISTS tenants (
+            name TEXT PRIMARY KEY,
+            quotas TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS streams (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            limits TEXT NOT NULL,
+            active_version INTEGER,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, name)
+        );
+        CREATE TABLE IF NOT EXISTS versions (
+            tenant TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, stream, version),
+            FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
+        );
+        CREATE TABLE IF NOT EXISTS activations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            FOREIGN KEY (tenant, stream) REFERENCES streams (tenant, name) ON DELETE CASCADE
+        );
+        CREATE INDEX IF NOT EXISTS activations_by_stream ON activations (tenant, stream, id);",
+    ),
+    // Tenants' own STUN and TURN servers per stream (`tenancy::ice`), as JSON.
+    M::up("ALTER TABLE streams ADD COLUMN ice TEXT;"),
+];
 
 fn now() -> u64 {
     SystemTime::now()
@@ -195,12 +212,17 @@ fn not_found(tenant: &str, name: &str) -> StoreError {
     StoreError::NotFound(format!("no stream `{name}` for tenant `{tenant}`"))
 }
 
+/// The columns [`stream_row`] reads, in its order.
+const STREAM_COLUMNS: &str = "tenant, name, limits, active_version, created_at, ice";
+
 fn stream_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StreamRecord> {
     let limits: String = row.get(2)?;
+    let ice: Option<String> = row.get(5)?;
     Ok(StreamRecord {
         tenant: row.get(0)?,
         name: row.get(1)?,
         limits: serde_json::from_str(&limits).unwrap_or_default(),
+        ice: ice.and_then(|j| serde_json::from_str(&j).ok()),
         active_version: row.get::<_, Option<i64>>(3)?.map(|v| v as u64),
         created_at: row.get::<_, i64>(4)? as u64,
     })
@@ -212,12 +234,14 @@ impl SqliteStore {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(dir.join("components"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
-        let db = Connection::open(dir.join("wasmrtc.sqlite3"))?;
+        let mut db = Connection::open(dir.join("wasmrtc.sqlite3"))?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
-        db.execute_batch(SCHEMA)?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut db)
+            .map_err(|e| StoreError::Schema(e.to_string()))?;
         Ok(Self {
             dir,
             db: Mutex::new(db),
@@ -429,6 +453,7 @@ impl ComponentStore for SqliteStore {
             tenant: tenant.to_string(),
             name: name.to_string(),
             limits: limits.clone(),
+            ice: None,
             active_version: None,
             created_at: now(),
         };
@@ -468,10 +493,10 @@ impl ComponentStore for SqliteStore {
 
     fn streams(&self, tenant: Option<&str>) -> Result<Vec<StreamRecord>, StoreError> {
         let db = self.db();
-        let mut q = db.prepare(
-            "SELECT tenant, name, limits, active_version, created_at FROM streams
-             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name",
-        )?;
+        let mut q = db.prepare(&format!(
+            "SELECT {STREAM_COLUMNS} FROM streams
+             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name"
+        ))?;
         let rows = q.query_map(params![tenant], stream_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -480,8 +505,7 @@ impl ComponentStore for SqliteStore {
         Ok(self
             .db()
             .query_row(
-                "SELECT tenant, name, limits, active_version, created_at FROM streams
-                 WHERE tenant = ?1 AND name = ?2",
+                &format!("SELECT {STREAM_COLUMNS} FROM streams WHERE tenant = ?1 AND name = ?2"),
                 params![tenant, name],
                 stream_row,
             )
@@ -595,6 +619,17 @@ impl ComponentStore for SqliteStore {
         })
     }
 
+    fn set_ice(&self, tenant: &str, name: &str, ice: Option<&StreamIce>) -> Result<(), StoreError> {
+        let json = ice.map(|i| serde_json::to_string(i).unwrap_or_else(|_| "{}".into()));
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE streams SET ice = ?3 WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name, json],
+            )?;
+            changed_stream(n, tenant, name)
+        })
+    }
+
     fn collect_garbage(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in std::fs::read_dir(self.dir.join("tmp"))? {
@@ -639,6 +674,41 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_database_from_before_schema_versions_is_migrated_keeping_its_streams() {
+        let dir = temp_dir("migrate");
+        {
+            // The schema as the first release wrote it: no `ice`, `user_version` 0.
+            let db = Connection::open(dir.join("wasmrtc.sqlite3")).unwrap();
+            db.execute_batch(
+                "CREATE TABLE streams (tenant TEXT NOT NULL, name TEXT NOT NULL,
+                   limits TEXT NOT NULL, active_version INTEGER, created_at INTEGER NOT NULL,
+                   PRIMARY KEY (tenant, name));
+                 INSERT INTO streams VALUES ('a', 'old', '{}', NULL, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&dir).unwrap();
+        let old = store.stream("a", "old").unwrap().expect("the old stream");
+        assert_eq!(old.ice, None);
+        let ice = StreamIce {
+            turn_urls: vec!["turn:turn.example.com:3478".into()],
+            turn_secret: Some("secret".into()),
+            ..StreamIce::default()
+        };
+        store.set_ice("a", "old", Some(&ice)).unwrap();
+        drop(store);
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(store.stream("a", "old").unwrap().unwrap().ice, Some(ice));
+        store.set_ice("a", "old", None).unwrap();
+        assert_eq!(store.stream("a", "old").unwrap().unwrap().ice, None);
+        assert!(matches!(
+            store.set_ice("a", "missing", None),
+            Err(StoreError::NotFound(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

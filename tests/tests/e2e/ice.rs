@@ -19,8 +19,8 @@ use wasmrtc_tests::{
 const SECRET: &str = "north-wind-7f3a";
 
 /// `base64(HMAC-SHA1(secret, username))`, the TURN REST credential coturn expects.
-fn expected_credential(username: &str) -> String {
-    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+pub(crate) fn expected_credential(secret: &str, username: &str) -> String {
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(username.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -108,7 +108,7 @@ transport_policy = "relay"
         );
         assert_eq!(
             turn["credential"].as_str().unwrap(),
-            expected_credential(username),
+            expected_credential(SECRET, username),
             "not the TURN REST credential of {username}"
         );
     }
@@ -317,7 +317,7 @@ component = "{echo}"
         let username = servers[0]["username"].as_str().unwrap();
         assert_eq!(
             servers[0]["credential"].as_str().unwrap(),
-            expected_credential(username)
+            expected_credential(SECRET, username)
         );
         assert!(!tenant.to_string().contains(SECRET));
 

@@ -911,3 +911,140 @@ async fn cli_and_a_host_killed_mid_upload_restarts_on_the_last_good_version() {
     drop(host);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `GET /t/a/{stream}/rtc_configuration`: the `RTCConfiguration` the stream's clients get.
+async fn rtc_configuration(base: &str, stream: &str) -> Value {
+    let reply = get(&format!("{base}/t/a/{stream}/rtc_configuration")).await;
+    assert_eq!(reply.status(), 200, "rtc_configuration of {stream}");
+    reply.json().await.expect("rtc_configuration JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_set_their_streams_ice_servers_through_the_api_and_never_see_the_secret_again() {
+    const SECRET: &str = "tenant-turn-secret-7f3a";
+    let host = host("ice").await;
+    let base = host.base.as_str();
+    let (a, b) = (tenant(base, TOKEN_A), tenant(base, TOKEN_B));
+    let (status, reply) = a.create("gain", json!({})).await;
+    assert_eq!(status, 201, "{reply}");
+
+    // Set before the stream is served: the first version serves them.
+    let ice = json!({
+        "servers": [{"urls": ["stun:stun.example.com:3478"]}],
+        "turn_urls": ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349"],
+        "turn_secret": SECRET,
+        "turn_ttl": 600,
+    });
+    let (status, reply) = a.on("PUT", "gain", "/ice", Some(ice.clone())).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ice"]["turn_secret_set"], true, "{reply}");
+    let (status, reply) = a.upload("gain", read(guests::GAIN)).await;
+    assert_eq!(status, 201, "{reply}");
+
+    let check_minted = |config: &Value| {
+        let servers = config["iceServers"].as_array().expect("iceServers");
+        assert_eq!(servers.len(), 2, "{config}");
+        assert_eq!(servers[0], json!({"urls": ["stun:stun.example.com:3478"]}));
+        let turn = &servers[1];
+        assert_eq!(turn["urls"], ice["turn_urls"], "{config}");
+        let username = turn["username"].as_str().expect("a minted username");
+        let expiry: u64 = username.split(':').next().unwrap().parse().expect("expiry");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            (now + 590..=now + 610).contains(&expiry),
+            "ttl 600: {username}"
+        );
+        assert_eq!(
+            turn["credential"].as_str(),
+            Some(super::ice::expected_credential(SECRET, username).as_str()),
+            "coturn's use-auth-secret credential"
+        );
+    };
+    let config = rtc_configuration(base, "gain").await;
+    check_minted(&config);
+
+    // The secret never comes back: not from the ice route, the stream, or /metrics.
+    for path in ["/ice", ""] {
+        let (status, reply) = a.on("GET", "gain", path, None).await;
+        assert_eq!(status, 200);
+        assert!(!reply.to_string().contains(SECRET), "GET {path}: {reply}");
+        assert_eq!(reply["ice"]["turn_ttl"], 600, "GET {path}: {reply}");
+    }
+    let metrics = wasmrtc_tests::metrics_text(base).await;
+    assert!(!metrics.contains(SECRET));
+
+    // Mistakes are refused (422, as bad limits are) with the key named, and change
+    // nothing.
+    let too_many: Vec<Value> = (0..17)
+        .map(|i| json!({"urls": [format!("stun:stun{i}.example.com")]}))
+        .collect();
+    for (body, want, names) in [
+        (
+            json!({"turn_urls": ["turn:t.example.com"]}),
+            422,
+            "turn_secret",
+        ),
+        (
+            json!({"servers": [{"urls": ["http://t.example.com"]}]}),
+            422,
+            "http://t.example.com",
+        ),
+        (json!({"servers": too_many}), 422, "16"),
+        (
+            json!({"transport_policy": "sometimes"}),
+            422,
+            "transport_policy",
+        ),
+        (
+            json!({"turn_urls": ["turn:t.example.com"], "turn_secret": SECRET, "turn_ttl": 5}),
+            422,
+            "60",
+        ),
+        (json!({"tcp": false}), 422, "tcp"),
+        (json!([1, 2]), 422, "JSON object"),
+    ] {
+        let (status, reply) = a.on("PUT", "gain", "/ice", Some(body.clone())).await;
+        assert_eq!(status, want, "{body}: {reply}");
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(names),
+            "{body}: {message:?} should name {names}"
+        );
+    }
+    check_minted(&rtc_configuration(base, "gain").await);
+
+    // Another tenant cannot see or touch them.
+    let (status, _) = b.on("PUT", "gain", "/ice", Some(json!({}))).await;
+    assert_eq!(status, 404);
+    let (status, _) = b.on("GET", "gain", "/ice", None).await;
+    assert_eq!(status, 404);
+
+    // They outlive a restart of the host.
+    let dir = host.dir.clone();
+    let registry = Registry::open(
+        test_runtime(),
+        Transport::bind("127.0.0.1:0".parse().unwrap(), None).unwrap(),
+        Tenants::new(tenants()).unwrap(),
+        Arc::new(SqliteStore::open(&dir).unwrap()),
+    )
+    .await
+    .expect("reopen the registry");
+    let (addr, _server) = peer::serve_router(registry.router(&[])).await;
+    let restarted = format!("http://{addr}");
+    check_minted(&rtc_configuration(&restarted, "gain").await);
+
+    // Relay only, then cleared: back to the host's (none here).
+    let relay = json!({"servers": [{"urls": ["turn:turn.example.com"], "username": "u", "credential": "c"}], "transport_policy": "relay"});
+    let (status, reply) = a.on("PUT", "gain", "/ice", Some(relay)).await;
+    assert_eq!(status, 200, "{reply}");
+    let config = rtc_configuration(base, "gain").await;
+    assert_eq!(config["iceTransportPolicy"], "relay", "{config}");
+    let (status, reply) = a.on("DELETE", "gain", "/ice", None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ice"], Value::Null);
+    let config = rtc_configuration(base, "gain").await;
+    assert_eq!(config, json!({"iceServers": []}));
+}
