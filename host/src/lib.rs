@@ -6,7 +6,9 @@
 //! resampling, colour), [`session`] (one per connection), [`runtime`] (the wasm
 //! sandbox) and [`http`] (FastRTC's routes). [`Stream`] ties them together;
 //! [`tenancy`] hosts the streams of many tenants, uploaded and swapped over HTTP;
-//! [`lifecycle`] tracks every connection's task and drains them on shutdown.
+//! [`lifecycle`] tracks every connection's task and drains them on shutdown;
+//! [`authoring`] is the handler author's side: project templates, builds, offline runs
+//! over files (the session core in virtual time) and rebuild-on-save.
 //!
 //! Invariants of a connection:
 //! - Its rules (pacing, playback, turn-taking, time limit, close, message order) live
@@ -19,6 +21,7 @@
 //! - Every connection is registered before its instance starts and removed by a drop
 //!   guard, on every exit path.
 
+pub mod authoring;
 pub mod config;
 pub mod http;
 pub mod lifecycle;

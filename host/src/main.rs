@@ -130,6 +130,15 @@ enum Command {
         /// The stream's name.
         stream: String,
     },
+    /// Write a new handler project from a template (`wasmrtc new --list` shows them).
+    New(wasmrtc::authoring::new::Args),
+    /// Build the handler project in a directory into a component and print its spec.
+    Build(wasmrtc::authoring::build::Args),
+    /// Run a handler offline over media files, frame by frame, printing its outputs.
+    Run(wasmrtc::authoring::run::Args),
+    /// Build a handler project, serve it with the built-in page, and rebuild and swap
+    /// it into the running stream on every save.
+    Dev(wasmrtc::authoring::dev::Args),
 }
 
 /// Where the admin API is and who is asking.
@@ -304,6 +313,21 @@ fn stem(path: &std::path::Path) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::New(args) => wasmrtc::authoring::new::main(args),
+        Command::Build(args) => wasmrtc::authoring::build::main(args).await,
+        Command::Run(args) => wasmrtc::authoring::run::main(args).await,
+        Command::Dev(args) => {
+            let dev = wasmrtc::authoring::dev::start(args).await?;
+            serve_until_stopped(
+                dev.http,
+                dev.app,
+                ServerLimits::default(),
+                dev.transport.ice_tcp().cloned(),
+                dev.transport.lifecycle().clone(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             handler,
             config,
@@ -568,31 +592,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match runtime.load_file(&stem(&handler), &handler).await {
                 Ok(component) => {
                     if json {
-                        let mut spec = serde_json::to_value(component.spec())?;
-                        if let (Some(turns), Some(map)) =
-                            (component.turn_taking(), spec.as_object_mut())
-                        {
-                            map.insert("turn_taking".into(), serde_json::to_value(turns)?);
-                        }
-                        if let (Some(import), Some(map)) =
-                            (component.http_import(), spec.as_object_mut())
-                        {
-                            map.insert("outbound_import".into(), import.into());
-                        }
+                        let spec = wasmrtc::authoring::build::spec_json(&component)?;
                         println!("{}", serde_json::to_string_pretty(&spec)?);
                     } else {
-                        print!(
-                            "{}",
-                            wasmrtc::runtime::spec::describe_text(component.spec())
-                        );
-                        if let Some(turns) = component.turn_taking() {
-                            println!("{}", wasmrtc::runtime::spec::turn_taking_text(turns));
-                        }
-                        if let Some(import) = component.http_import() {
-                            println!(
-                                "outbound: imports {import}; serve it from a configuration file whose [stream.outbound] grants the hosts it calls"
-                            );
-                        }
+                        print!("{}", wasmrtc::authoring::build::spec_text(&component));
                     }
                     Ok(ExitCode::SUCCESS)
                 }

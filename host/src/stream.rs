@@ -2,6 +2,7 @@
 //! over WebRTC and mounted on an axum router under a prefix.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -193,6 +194,10 @@ pub struct Stream {
 pub(crate) struct StreamInner {
     pub(crate) name: String,
     pub(crate) component: RwLock<HandlerComponent>,
+    /// How many times [`Stream::replace_component`] swapped it.
+    swaps: AtomicU64,
+    /// Whether open connections move to a swapped-in handler ([`Stream::set_live_reload`]).
+    live_reload: AtomicBool,
     pub(crate) config: StreamConfig,
     /// The stream's own ICE servers: `config.ice` until [`Stream::set_ice_servers`].
     ice: RwLock<Option<Arc<IceServers>>>,
@@ -231,6 +236,8 @@ impl Stream {
                 name: component.name().to_string(),
                 admission,
                 component: RwLock::new(component),
+                swaps: AtomicU64::new(0),
+                live_reload: AtomicBool::new(false),
                 ice: RwLock::new(config.ice.clone()),
                 config,
                 connections: Connections::with_lifecycle(&transport.lifecycle),
@@ -261,7 +268,32 @@ impl Stream {
             .component
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *slot, component)
+        let previous = std::mem::replace(&mut *slot, component);
+        self.inner.swaps.fetch_add(1, Ordering::Release);
+        previous
+    }
+
+    /// How many times the handler was swapped ([`Stream::replace_component`]).
+    pub fn swaps(&self) -> u64 {
+        self.inner.swaps.load(Ordering::Acquire)
+    }
+
+    /// With `true`, open connections move to a swapped-in handler before their next
+    /// call (a fresh instance, given the connection's inputs), as long as its spec and
+    /// turn-taking are the ones the connection started with; otherwise they keep
+    /// theirs. For `wasmrtc dev`: a hosted stream keeps the default (`false`), where
+    /// open connections finish on the version they started with.
+    pub fn set_live_reload(&self, on: bool) {
+        self.inner.live_reload.store(on, Ordering::Release);
+    }
+
+    /// What a new connection's handler task needs to follow swaps, when
+    /// [`Stream::set_live_reload`] is on.
+    pub(crate) fn reload_for(&self, connection: &str) -> Option<crate::session::Reload> {
+        self.inner
+            .live_reload
+            .load(Ordering::Acquire)
+            .then(|| crate::session::Reload::new(self.clone(), connection))
     }
 
     /// The handler's spec.

@@ -902,6 +902,55 @@ async function init() {
   setHint(m.sends ? `Press Start; your browser will ask for your ${devicesText(m)}.` : 'Press Start to listen.');
   if (m.video && !m.audio && m.mode === 'receive') setHint('Press Start to watch.');
   $('start').disabled = false;
+  watchDevBuilds();
+}
+
+// ---------------------------------------------------------------------------
+// `wasmrtc dev`: follow rebuilds (GET dev/status, absent on a served host)
+
+/** The media, inputs and outputs by name: what an open connection keeps across a rebuild. */
+function shapeOf(spec) {
+  const names = (xs) => (xs ?? []).map((x) => x.name).join(',');
+  return [norm(spec.modality), norm(spec.mode), spec.input_sample_rate, spec.output_sample_rate,
+    norm(spec.video_format), spec.fps, names(spec.inputs), names(spec.outputs)].join('|');
+}
+
+async function watchDevBuilds() {
+  let seen = null;
+  let failedShown = false;
+  for (;;) {
+    let status;
+    try {
+      const r = await fetch('dev/status', { cache: 'no-store' });
+      if (r.status === 404) return; // not `wasmrtc dev`
+      status = await r.json();
+    } catch {
+      status = null; // the dev server is restarting or gone: try again
+    }
+    if (status) {
+      if (status.state === 'failed') {
+        showBanner(`Build failed; still serving the last good build.\n${status.error ?? ''}`);
+        $('banner').dataset.dev = 'build-failed';
+        failedShown = true;
+      } else if (failedShown && status.state === 'ok') {
+        hideBanner();
+        delete $('banner').dataset.dev;
+        failedShown = false;
+      }
+      if (seen !== null && status.generation !== seen) {
+        const r = await fetch('spec', { cache: 'no-store' }).catch(() => null);
+        const spec = r?.ok ? (await r.json()).spec : null;
+        if (spec && shapeOf(spec) !== shapeOf(info.spec)) {
+          if (!session) { location.reload(); return; }
+          toast('Rebuilt: the handler\'s media, inputs or outputs changed. Stop and reload the page to use it.', 'warning', 0);
+        } else {
+          toast(session ? 'Rebuilt: your connection now runs the new handler.' : 'Rebuilt.', 'info', 4000);
+        }
+      }
+      seen = status.generation;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }
 
 // For tests and the curious: the live peer connection and its id.

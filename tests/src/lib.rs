@@ -77,9 +77,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    let mut cmd = std::process::Command::new(wasmrtc_bin());
+    cmd.args(args);
+    start_process(cmd)
+}
+
+/// Like [`start_host`], for a command set up by the caller (its environment, folder).
+pub fn start_process(mut cmd: std::process::Command) -> HostProcess {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(wasmrtc_bin())
-        .args(args)
+    let mut child = cmd
         .env("RUST_LOG", "wasmrtc=info,warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -209,7 +209,7 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
         stream: inner.name.clone(),
         peer,
         core,
-        handler: HandlerTask::spawn(instance, spec.clone(), outputs, slot),
+        handler: HandlerTask::spawn(instance, spec.clone(), outputs, slot, stream.reload_for(id)),
         spec,
         commands,
         lifecycle: inner.transport.lifecycle.clone(),

@@ -37,10 +37,11 @@ impl HandlerTask {
         spec: StreamSpec,
         outputs: broadcast::Sender<Outputs>,
         slot: Slot,
+        reload: Option<Reload>,
     ) -> Self {
         let (calls, rx) = mpsc::unbounded_channel();
         let (tx, replies) = mpsc::channel(MAX_IN_FLIGHT + 4);
-        tokio::spawn(run(instance, spec, outputs, slot, rx, tx));
+        tokio::spawn(run(instance, spec, outputs, slot, rx, tx, reload));
         Self { calls, replies }
     }
 
@@ -66,6 +67,7 @@ async fn run(
     slot: Slot,
     mut calls: mpsc::UnboundedReceiver<Call>,
     replies: mpsc::Sender<Reply>,
+    mut reload: Option<Reload>,
 ) {
     // The events of the start-up calls (set-inputs to the defaults).
     let start = Reply {
@@ -77,6 +79,14 @@ async fn run(
         return;
     }
     while let Some(call) = calls.recv().await {
+        if let Some(reload) = reload.as_mut() {
+            if let Call::SetInputs(values) = &call {
+                reload.inputs = Some(values.clone());
+            }
+            if let Some(fresh) = reload.fresh(&spec).await {
+                instance = fresh;
+            }
+        }
         let kind = call.kind();
         let result = stats::timed(Stage::Handler, make(&mut instance, call)).await;
         let failed = result.is_err();
@@ -94,7 +104,94 @@ async fn run(
     drop(slot);
 }
 
-async fn make(instance: &mut HandlerInstance, call: Call) -> Result<Answer, CallError> {
+/// Moves a connection to its stream's newest handler (`wasmrtc dev`,
+/// [`crate::Stream::set_live_reload`]): before each call the task checks whether the
+/// stream swapped its handler and, if the new one keeps the connection's contract
+/// ([`same_shape`], turn-taking, replies), continues on a fresh instance of it given the
+/// connection's inputs. The old instance's state is gone, as after a restart.
+pub(crate) struct Reload {
+    stream: crate::Stream,
+    connection: String,
+    /// The swaps already looked at.
+    seen: u64,
+    /// The handler the connection started with: its turn-taking and replies are part
+    /// of the contract a new one must keep.
+    original: crate::runtime::HandlerComponent,
+    /// The connection's last input values.
+    inputs: Option<Vec<crate::runtime::Value>>,
+}
+
+impl Reload {
+    /// Follow `stream`'s swaps for `connection`, from its handler now.
+    pub(crate) fn new(stream: crate::Stream, connection: &str) -> Self {
+        Self {
+            seen: stream.swaps(),
+            original: stream.component(),
+            stream,
+            connection: connection.to_string(),
+            inputs: None,
+        }
+    }
+
+    /// A started instance of the stream's handler, if it was swapped since the last
+    /// look and keeps the contract; `None` keeps the current one (and says why).
+    async fn fresh(&mut self, spec: &StreamSpec) -> Option<HandlerInstance> {
+        let swaps = self.stream.swaps();
+        if swaps == self.seen {
+            return None;
+        }
+        self.seen = swaps;
+        let next = self.stream.component();
+        let (id, name) = (&self.connection, self.stream.name());
+        if !same_shape(next.spec(), spec)
+            || next.turn_taking() != self.original.turn_taking()
+            || next.has_replies() != self.original.has_replies()
+        {
+            tracing::warn!(stream = %name, connection = %id,
+                "the new handler's spec differs from this connection's: it keeps the old one (reconnect to get the new)");
+            return None;
+        }
+        let mut instance = match next.instantiate(id).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(stream = %name, connection = %id, "the new handler failed to start, keeping the old one: {e}");
+                return None;
+            }
+        };
+        if let Some(values) = &self.inputs
+            && let Err(e) = instance.set_inputs(values).await
+        {
+            tracing::warn!(stream = %name, connection = %id, "the new handler refused the inputs, keeping the old one: {e}");
+            return None;
+        }
+        tracing::info!(stream = %name, connection = %id, "connection moved to the new handler");
+        Some(instance)
+    }
+}
+
+/// Whether a connection set up for `old` can be served by a handler describing `new`:
+/// the same media (modality, mode, rates, format, fps), outputs, and inputs by name and
+/// order. Labels, ranges and defaults may differ (a connection that never set an input
+/// gets the new default).
+fn same_shape(new: &StreamSpec, old: &StreamSpec) -> bool {
+    let names = |s: &StreamSpec| s.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    (
+        new.modality,
+        new.mode,
+        new.input_sample_rate,
+        new.output_sample_rate,
+    ) == (
+        old.modality,
+        old.mode,
+        old.input_sample_rate,
+        old.output_sample_rate,
+    ) && (new.video_format, new.fps) == (old.video_format, old.fps)
+        && new.outputs == old.outputs
+        && names(new) == names(old)
+}
+
+/// Make one call on `instance` (also `wasmrtc run`'s way into an instance).
+pub(crate) async fn make(instance: &mut HandlerInstance, call: Call) -> Result<Answer, CallError> {
     Ok(match call {
         Call::SetInputs(values) => {
             instance.set_inputs(&values).await?;

@@ -26,11 +26,17 @@ mod ws_events;
 pub use admission::{Admission, LimitReached, Slot};
 pub(crate) use audio::OPUS_RATE;
 pub(crate) use core::{Core, CoreConfig};
-pub(crate) use handler_task::HandlerTask;
+// What `wasmrtc run` (crate::authoring::run) drives a core with, in virtual time.
+pub(crate) use self::core::{Action, Answer, Call, CallKind, NextAudio, Reply};
+pub(crate) use effects::apply as apply_effects;
+pub(crate) use handler_task::make as make_call;
+pub(crate) use handler_task::{HandlerTask, Reload};
+pub(crate) use registry::parse_inputs;
 pub use registry::{
     Command, ConnectionHandle, Connections, EARLY_BYTES, EarlyError, MAX_CANDIDATE_BYTES,
     MAX_CANDIDATES, MAX_ID_BYTES, Outputs, RegisterError,
 };
 pub use video::{DEFAULT_MAX_PICTURE, MaxPicture};
+pub(crate) use video::{frame as handler_frame, picture as frame_picture};
 pub(crate) use webrtc::WebRtcSession;
 pub(crate) use websocket::{Flavour, FormatRequest, MAX_MESSAGE, WsIn, WsOut, WsSession};

@@ -697,10 +697,11 @@ where
             core.client_ready();
         }
         tracing::info!(stream = %inner.name, connection = %id, flavour = ?self.flavour, ?wire, "websocket started");
+        let reload = self.stream.reload_for(&id);
         self.live = Some(Live {
             id,
             core,
-            handler: HandlerTask::spawn(instance, spec, outputs, slot),
+            handler: HandlerTask::spawn(instance, spec, outputs, slot, reload),
             commands,
             encoding: wire.encoding,
             input,

@@ -2,7 +2,9 @@
 
 mod api;
 mod attacks;
+mod authoring;
 mod browser;
+mod dev;
 mod handlers;
 mod hostile;
 mod ice;
@@ -10,9 +12,11 @@ mod languages;
 mod loadgen;
 mod loading;
 mod outbound;
+mod run;
 mod session;
 mod shutdown;
 mod tenancy;
 mod turns;
+mod tutorial;
 mod webrtc;
 mod websocket;

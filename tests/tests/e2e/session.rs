@@ -99,3 +99,49 @@ async fn a_handler_slower_than_real_time_degrades_only_its_own_video() {
     slow_peer.close().await;
     flip_peer.close().await;
 }
+
+/// `Stream::set_live_reload` (what `wasmrtc dev` turns on): a swapped-in handler of the
+/// same shape takes over an open connection at its next call; one of another shape
+/// does not, and the connection carries on with the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_live_reload_an_open_connection_moves_to_a_swapped_in_handler_of_the_same_shape() {
+    let runtime = test_runtime();
+    let transport = Transport::bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let gain = runtime.load_file("gain", guests::GAIN).await.unwrap();
+    let stream = Stream::new(gain, transport, StreamConfig::default());
+    stream.set_live_reload(true);
+    let (addr, _server) = peer::serve(stream.clone()).await;
+    let client = peer::connect(&format!("http://{addr}"), Media::SendRecv, Media::None).await;
+    let before = client.level_after(0, WAIT).await;
+    assert!(before > 2000.0, "gain v1 echoes: level {before:.0}");
+
+    // Version 2 doubles the default gain: the same connection gets it.
+    let v2 = runtime.load_file("gain", guests::GAIN_V2).await.unwrap();
+    stream.replace_component(v2);
+    let mut ratio = 0.0;
+    for _ in 0..10 {
+        ratio = client.level_after(client.audio_len(), WAIT).await / before;
+        if ratio > 1.7 {
+            break;
+        }
+    }
+    eprintln!("level after the swap: x{ratio:.2}");
+    assert!(
+        (1.7..2.3).contains(&ratio),
+        "moved to v2: level ratio {ratio:.3}"
+    );
+
+    // A video handler is another shape: the connection stays on gain v2.
+    let flip = runtime.load_file("flip", guests::FLIP).await.unwrap();
+    stream.replace_component(flip);
+    let from = client.audio_len();
+    let after = client.level_after(from, WAIT).await / before;
+    assert!(
+        (1.7..2.3).contains(&after),
+        "kept v2: level ratio {after:.3}"
+    );
+    assert!(
+        client.wait_audio(from + RATE, WAIT).await,
+        "audio keeps flowing after a swap it cannot take"
+    );
+}
