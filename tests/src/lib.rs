@@ -6,6 +6,7 @@ pub mod checks;
 pub mod peer;
 pub mod signal;
 pub mod speech;
+pub mod wav;
 
 /// Paths of the example guests, built for wasm32-wasip2 in release mode.
 pub mod guests {

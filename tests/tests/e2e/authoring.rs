@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use serde_json::Value;
+use wasmrtc_tests::wav::{read_wav, write_wav};
 use wasmrtc_tests::{scratch_dir, wasmrtc_bin};
 
 /// A scratch folder, removed when the test passes (kept for a look when it fails).
@@ -38,7 +39,7 @@ impl Drop for Scratch {
     }
 }
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -70,7 +71,7 @@ const OVERRIDES: [&str; 6] = [
 ];
 
 /// `wasmrtc ARGS` in `dir`, with the tools on `PATH` and the shared Rust target folder.
-fn wasmrtc(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn wasmrtc(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(wasmrtc_bin());
     cmd.args(args)
         .current_dir(dir)
@@ -134,6 +135,24 @@ fn check(dir: &Path) -> Value {
     serde_json::from_str(&ok(&out)).expect("check --json prints JSON")
 }
 
+/// The project's own `test.sh`: `wasmrtc build`, `wasmrtc run` over a generated input
+/// (a WAV or a y4m), and its check of the output (the gain set on the command line, the
+/// flipped frames, the outputs printed…).
+fn project_test(dir: &Path, template: &str) {
+    let out = run(Command::new(dir.join("test.sh"))
+        .current_dir(dir)
+        .env("WASMRTC", wasmrtc_bin())
+        .env("PATH", tools_path())
+        .env(
+            "CARGO_TARGET_DIR",
+            repo().join("target/authoring-templates"),
+        ));
+    assert!(
+        ok(&out).contains("test.sh: passed"),
+        "{template}: test.sh did not pass"
+    );
+}
+
 fn assert_cell(spec: &Value, modality: &str, mode: &str, what: &str) {
     assert_eq!(spec["modality"], modality, "{what}: {spec}");
     assert_eq!(spec["mode"], mode, "{what}: {spec}");
@@ -148,6 +167,8 @@ fn audio_template(language: &str) {
     assert_cell(&spec, "Audio", "SendReceive", &template);
     assert_eq!(spec["inputs"][0]["name"], "gain", "{spec}");
     assert!(spec["inputs"][0]["control"]["Slider"].is_object(), "{spec}");
+    // `wasmrtc run --set gain=0.5` over a generated WAV halves its peak.
+    project_test(&dir, &template);
 }
 
 /// The video template of a language: video send-receive.
@@ -157,6 +178,8 @@ fn video_template(language: &str) {
     let spec = check(&dir);
     assert_cell(&spec, "Video", "SendReceive", &template);
     assert_eq!(spec["video_format"], "Rgb24", "{spec}");
+    // `wasmrtc run` over a generated y4m turns its frames upside down.
+    project_test(&dir, &template);
 }
 
 #[test]
@@ -250,65 +273,12 @@ fn every_rust_template_builds_and_reports_its_cell() {
             assert_eq!(check(&dir), spec);
             assert_eq!(spec["inputs"][0]["name"], "gain", "{spec}");
         }
-        // The project's own test: `wasmrtc build` (fresh), `wasmrtc run` over a
-        // generated input, its check.
-        let out = run(Command::new(dir.join("test.sh"))
-            .current_dir(&dir)
-            .env("WASMRTC", wasmrtc_bin())
-            .env("PATH", tools_path())
-            .env(
-                "CARGO_TARGET_DIR",
-                repo().join("target/authoring-templates"),
-            ));
-        assert!(
-            ok(&out).contains("test.sh: passed"),
-            "{template}: test.sh did not pass"
-        );
+        project_test(&dir, &template);
     }
     eprintln!(
         "every Rust template built in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-}
-
-/// A mono 16-bit WAV file.
-fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let data = (samples.len() * 2) as u32;
-    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&rate.to_le_bytes());
-    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// The samples of a 16-bit WAV file's `data` chunk.
-fn read_wav(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        if &bytes[at..at + 4] == b"data" {
-            let end = (at + 8 + len).min(bytes.len());
-            return bytes[at + 8..end]
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
-        }
-        at += 8 + len + len % 2;
-    }
-    panic!("{}: no data chunk", path.display());
 }
 
 #[test]
@@ -320,7 +290,7 @@ fn new_build_run_halves_the_level_at_gain_one_half() {
                 as i16
         })
         .collect();
-    write_wav(&dir.join("in.wav"), 48_000, &input);
+    write_wav(&dir.join("in.wav"), 48_000, 1, &input);
     let out = run(wasmrtc(
         &dir,
         &[
@@ -335,7 +305,7 @@ fn new_build_run_halves_the_level_at_gain_one_half() {
         ],
     ));
     ok(&out);
-    let output = read_wav(&dir.join("out.wav"));
+    let (_, _, output) = read_wav(&dir.join("out.wav"));
     let rms =
         |s: &[i16]| (s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / s.len() as f64).sqrt();
     let peak = output.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);

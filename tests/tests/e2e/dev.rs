@@ -3,27 +3,18 @@
 //! same connection; a build error is shown in `/dev/status` while the last good build
 //! keeps serving.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::authoring::wasmrtc;
 use serde_json::Value;
 use wasmrtc_tests::peer::{self, Media};
-use wasmrtc_tests::{scratch_dir, start_process, wasmrtc_bin};
+use wasmrtc_tests::{scratch_dir, start_process};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// A rebuild of the template (incremental, on a busy 2-core machine) stays well inside.
 const REBUILD: Duration = Duration::from_secs(240);
-
-/// `wasmrtc ARGS` in `dir`, sharing the template tests' Rust target folder.
-fn wasmrtc(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(wasmrtc_bin());
-    cmd.args(args).current_dir(dir).env(
-        "CARGO_TARGET_DIR",
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/authoring-templates"),
-    );
-    cmd
-}
 
 fn ok(cmd: &mut Command) {
     let out = cmd.output().expect("run wasmrtc");

@@ -3,16 +3,15 @@
 //! running `wasmrtc dev` is started on a free port, checked and stopped; `deploy` goes
 //! to a host with a tenant that this test starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::authoring::repo;
 use std::process::Command;
 
+use wasmrtc_tests::wav::read_wav;
 use wasmrtc_tests::{scratch_dir, start_host_with_config, start_process, wasmrtc_bin};
 
 const TOKEN: &str = "tutorial-token";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The commands of the README's tutorial block, comments dropped.
 fn tutorial_lines() -> Vec<String> {
@@ -123,8 +122,8 @@ async fn the_readme_tutorial_runs_as_written() {
     eprintln!("ran: {ran:?}");
 
     // What the steps made: the halved WAV and the deployed stream.
-    let (_, _, input) = super::run::read_wav(&dir.join("in.wav"));
-    let (_, _, output) = super::run::read_wav(&dir.join("out.wav"));
+    let (_, _, input) = read_wav(&dir.join("in.wav"));
+    let (_, _, output) = read_wav(&dir.join("out.wav"));
     let rms =
         |s: &[i16]| (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64).sqrt();
     let ratio = rms(&output[4800..output.len() - 4800]) / rms(&input[4800..input.len() - 4800]);
