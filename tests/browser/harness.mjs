@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: a `wasmrtc serve` per test, Debian's Chromium
 // with fake media devices, and measurements taken inside the page.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -82,11 +82,37 @@ function spawnWrapped(prefix, cmd, args, options) {
  * (`ip netns exec NS wasmrtc …`; see `wrapper`).
  */
 export async function startServer(handler, args = [], opts = {}) {
+  return startWasmrtc(['serve', guest(handler), '--listen', opts.listen ?? '127.0.0.1:0', ...args], opts);
+}
+
+/** The Rust build folder the template tests share (`tests/tests/e2e/authoring.rs`). */
+export const TEMPLATE_TARGET = path.join(ROOT, 'target', 'authoring-templates');
+
+/**
+ * `wasmrtc new TEMPLATE NAME` in a fresh temporary folder, built once (a cold Rust
+ * build can take minutes); the project's folder.
+ */
+export function newProject(template, name = 'demo') {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmrtc-browser-'));
+  const env = { ...process.env, CARGO_TARGET_DIR: TEMPLATE_TARGET };
+  execFileSync(BIN, ['new', template, name], { cwd: parent, env, stdio: 'inherit' });
+  const dir = path.join(parent, name);
+  execFileSync(BIN, ['build'], { cwd: dir, env, stdio: 'inherit', timeout: 600_000 });
+  return dir;
+}
+
+/** Start `wasmrtc dev DIR` on a free port; like `startServer`'s result. */
+export async function startDev(dir) {
+  return startWasmrtc(['dev', dir, '--listen', '127.0.0.1:0'], { env: { CARGO_TARGET_DIR: TEMPLATE_TARGET } });
+}
+
+/** Start `wasmrtc ARGV…` (which must serve on a free port) and wait for its address. */
+async function startWasmrtc(argv, opts = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: cargo build --release -p wasmrtc (or set WASMRTC_BIN)`);
-  const child = spawnWrapped(wrapper(opts), BIN, ['serve', guest(handler), '--listen', opts.listen ?? '127.0.0.1:0', ...args], {
+  const child = spawnWrapped(wrapper(opts), BIN, argv, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'wasmrtc=info,warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'wasmrtc=info,warn', ...opts.env },
   });
   running.add(child);
   child.on('exit', () => running.delete(child));

@@ -147,7 +147,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             )?;
             writeln!(
                 out,
-                "  wasmrtc serve target/wasmrtc/{name}.wasm   # the built-in page on http://127.0.0.1:8000/"
+                "  wasmrtc dev       # the built-in page on http://127.0.0.1:8000/, rebuilt on every save"
             )?;
             Ok(ExitCode::SUCCESS)
         }
