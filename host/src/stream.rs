@@ -198,6 +198,8 @@ pub(crate) struct StreamInner {
     swaps: AtomicU64,
     /// Whether open connections move to a swapped-in handler ([`Stream::set_live_reload`]).
     live_reload: AtomicBool,
+    /// What `wasmrtc dev` says of its builds (`GET {prefix}/dev/status`).
+    dev_status: RwLock<Option<serde_json::Value>>,
     pub(crate) config: StreamConfig,
     /// The stream's own ICE servers: `config.ice` until [`Stream::set_ice_servers`].
     ice: RwLock<Option<Arc<IceServers>>>,
@@ -238,6 +240,7 @@ impl Stream {
                 component: RwLock::new(component),
                 swaps: AtomicU64::new(0),
                 live_reload: AtomicBool::new(false),
+                dev_status: RwLock::new(None),
                 ice: RwLock::new(config.ice.clone()),
                 config,
                 connections: Connections::with_lifecycle(&transport.lifecycle),
@@ -285,6 +288,32 @@ impl Stream {
     /// open connections finish on the version they started with.
     pub fn set_live_reload(&self, on: bool) {
         self.inner.live_reload.store(on, Ordering::Release);
+    }
+
+    /// Publish `wasmrtc dev`'s build status at `GET {prefix}/dev/status` (without it,
+    /// that route answers `{"state": "off"}`, so the page stops asking).
+    pub fn set_dev_status(&self, status: serde_json::Value) {
+        *self
+            .inner
+            .dev_status
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
+
+    /// The build status [`Stream::set_dev_status`] published, with the open connections.
+    pub fn dev_status(&self) -> serde_json::Value {
+        let status = self
+            .inner
+            .dev_status
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        match status.clone() {
+            Some(mut s) => {
+                s["connections"] = self.active_connections().into();
+                s
+            }
+            None => serde_json::json!({"state": "off"}),
+        }
     }
 
     /// What a new connection's handler task needs to follow swaps, when

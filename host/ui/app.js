@@ -922,8 +922,8 @@ async function watchDevBuilds() {
     let status;
     try {
       const r = await fetch('dev/status', { cache: 'no-store' });
-      if (r.status === 404) return; // not `wasmrtc dev`
       status = await r.json();
+      if (status.state === 'off') return; // not `wasmrtc dev`
     } catch {
       status = null; // the dev server is restarting or gone: try again
     }

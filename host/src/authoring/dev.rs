@@ -22,7 +22,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::get;
 use serde::Serialize;
 
 use super::build::{self, Profile};
@@ -148,21 +147,8 @@ pub async fn start(args: Args) -> anyhow::Result<Dev> {
         build_seconds: 0.0,
         connections: 0,
     }));
-    let shown = (status.clone(), stream.clone());
-    let app = crate::http::app(&[(String::new(), stream.clone())]).route(
-        "/dev/status",
-        get(move || {
-            let (status, stream) = shown.clone();
-            async move {
-                let mut now = lock(&status).clone();
-                now.connections = stream.active_connections();
-                (
-                    [(axum::http::header::CACHE_CONTROL, "no-store")],
-                    axum::Json(now),
-                )
-            }
-        }),
-    );
+    stream.set_dev_status(serde_json::to_value(&*lock(&status)).unwrap_or_default());
+    let app = crate::http::app(&[(String::new(), stream.clone())]);
     eprintln!(
         "wasmrtc dev: {}: serving on http://{addr} (watching {}; Ctrl-C stops)",
         project.name,
@@ -190,11 +176,14 @@ async fn watch(
         files = next_change(&project.dir, files).await;
         eprintln!("wasmrtc dev: change seen; rebuilding {}", project.name);
         lock(&status).state = "building";
+        stream.set_dev_status(serde_json::to_value(&*lock(&status)).unwrap_or_default());
         let started = Instant::now();
         let built = build_and_load(&runtime, &project, profile).await;
         let seconds = started.elapsed().as_secs_f64();
         let mut s = lock(&status);
         s.build_seconds = seconds;
+        let publish =
+            |s: &Status| stream.set_dev_status(serde_json::to_value(s).unwrap_or_default());
         match built {
             Ok(component) => {
                 stream.replace_component(component);
@@ -212,6 +201,7 @@ async fn watch(
                 s.error = Some(e);
             }
         }
+        publish(&s);
     }
 }
 

@@ -36,6 +36,17 @@ pub(crate) fn stream_routes(stream: Stream) -> Router {
         .route("/telephone/handler", get(telephone::handler))
         .route("/", get(ui::page))
         .route("/spec", get(ui::spec))
+        .route(
+            "/dev/status",
+            get(
+                |axum::extract::State(s): axum::extract::State<Stream>| async move {
+                    (
+                        [(axum::http::header::CACHE_CONTROL, "no-store")],
+                        axum::Json(s.dev_status()),
+                    )
+                },
+            ),
+        )
         .route("/rtc_configuration", get(ice::rtc_configuration))
         .route("/ui/{file}", get(ui::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
