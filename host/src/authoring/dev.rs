@@ -65,7 +65,8 @@ pub struct Args {
     pub debug: bool,
 }
 
-/// What the last build did, as `GET /dev/status` shows it.
+/// What the last build did, as `GET /dev/status` shows it (the stream adds
+/// `connections`, counted when asked: [`Stream::dev_status`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// Builds served so far (1 after the first); the page compares it.
@@ -76,8 +77,6 @@ pub struct Status {
     pub error: Option<String>,
     /// Seconds the last build (successful or not) took.
     pub build_seconds: f64,
-    /// Open connections now.
-    pub connections: usize,
 }
 
 /// A running `wasmrtc dev`: what `main` serves until it is stopped.
@@ -145,7 +144,6 @@ pub async fn start(args: Args) -> anyhow::Result<Dev> {
         state: "ok",
         error: None,
         build_seconds: 0.0,
-        connections: 0,
     }));
     stream.set_dev_status(serde_json::to_value(&*lock(&status)).unwrap_or_default());
     let app = crate::http::app(&[(String::new(), stream.clone())]);
