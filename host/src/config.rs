@@ -415,6 +415,15 @@ pub struct HttpEntry {
     pub max_connections: Option<usize>,
     /// Seconds a client has to send its request headers (default 10).
     pub header_timeout: Option<f64>,
+    /// Most HTTP connections one client address holds open (default 256; 0: no bound).
+    pub per_ip_connections: Option<usize>,
+    /// Requests per second one client address may make on average (default 50; 0: no bound).
+    pub per_ip_requests_per_second: Option<u32>,
+    /// Requests one client address may make at once above that rate (default 200).
+    pub per_ip_burst: Option<u32>,
+    /// Count requests by the last `X-Forwarded-For` address (default false; only
+    /// behind a proxy that appends it).
+    pub trust_forwarded_for: Option<bool>,
 }
 
 /// The `[video]` table.

@@ -104,6 +104,12 @@ enum Command {
         /// Seconds a client has to send its request headers (default 10).
         #[arg(long)]
         header_timeout: Option<f64>,
+        /// Most HTTP connections one client address holds open (default 256; 0: no bound).
+        #[arg(long)]
+        per_ip_connections: Option<usize>,
+        /// Requests per second one client address may make (default 50, bursts of 200; 0: no bound).
+        #[arg(long)]
+        per_ip_rate: Option<u32>,
     },
     /// Upload a handler as a new version of one of your streams on a host, and make it
     /// the one new connections get (the stream is created if it does not exist).
@@ -340,6 +346,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             vp8_cpu_used,
             max_http_connections,
             header_timeout,
+            per_ip_connections,
+            per_ip_rate,
         } => {
             let mut runtime_config = RuntimeConfig::default();
             // (name, component path, prefix, limits, outbound grant)
@@ -465,6 +473,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "header_timeout must be a positive number of seconds"
                 );
                 limits.header_timeout = Duration::from_secs_f64(secs);
+            }
+            if let Some(n) = per_ip_connections.or(http_cfg.per_ip_connections) {
+                limits.per_ip.connections = n;
+            }
+            if let Some(n) = per_ip_rate.or(http_cfg.per_ip_requests_per_second) {
+                limits.per_ip.requests_per_second = n;
+            }
+            if let Some(n) = http_cfg.per_ip_burst {
+                limits.per_ip.burst = n;
+            }
+            if let Some(trust) = http_cfg.trust_forwarded_for {
+                limits.per_ip.trust_forwarded_for = trust;
             }
             let mut streams = Vec::new();
             for (name, path, prefix, limits, grant) in entries {

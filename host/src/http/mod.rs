@@ -5,6 +5,7 @@ mod hooks;
 mod ice;
 mod offer;
 pub mod openapi;
+pub mod per_ip;
 mod reply;
 pub mod server;
 mod telephone;

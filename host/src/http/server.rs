@@ -6,8 +6,9 @@
 //! connection over [`ServerLimits::max_connections`] is closed as soon as it is
 //! accepted, and one whose headers are not complete within
 //! [`ServerLimits::header_timeout`] is closed by hyper — a silent one too, and an
-//! idle keep-alive one. HTTP/1.1 only (browsers speak HTTP/2 only over TLS, which a
-//! proxy in front terminates).
+//! idle keep-alive one. Each client address is bounded too ([`super::per_ip`]): its
+//! open connections, and its requests per second. HTTP/1.1 only (browsers speak HTTP/2
+//! only over TLS, which a proxy in front terminates).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::per_ip::{PerIp, PerIpLimits};
 use crate::session::stats::{self, Counter};
 use crate::transport::IceTcp;
 
@@ -34,6 +36,8 @@ pub struct ServerLimits {
     /// the server starts waiting for them (so an idle keep-alive connection is closed
     /// after this too).
     pub header_timeout: Duration,
+    /// Bounds per client address.
+    pub per_ip: PerIpLimits,
 }
 
 impl Default for ServerLimits {
@@ -41,6 +45,7 @@ impl Default for ServerLimits {
         Self {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
+            per_ip: PerIpLimits::default(),
         }
     }
 }
@@ -68,8 +73,10 @@ pub async fn serve_with_ice_tcp(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = PerIp::new(limits.per_ip);
     let tasks = TaskTracker::new();
     let stopping = CancellationToken::new();
+    tasks.spawn(forget_idle_addresses(per_ip.clone(), stopping.clone()));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -94,8 +101,14 @@ pub async fn serve_with_ice_tcp(
             drop(tcp);
             continue;
         };
+        let Some(ip_slot) = per_ip.connection(peer.ip()) else {
+            tracing::debug!(%peer, "HTTP connection refused: its address holds {} open", limits.per_ip.connections);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service =
+            TowerToHyperService::new(rate_limited(app.clone(), per_ip.clone(), peer.ip()));
         let builder = builder.clone();
         let stopping = stopping.clone();
         let ice_tcp = ice_tcp.clone();
@@ -111,7 +124,7 @@ pub async fn serve_with_ice_tcp(
                 };
                 match peeked {
                     Ok(Ok(1..)) if crate::transport::tcp::starts_ice_tcp(first[0]) => {
-                        drop(slot);
+                        drop((slot, ip_slot));
                         ice_tcp.spawn(tcp, peer);
                         return;
                     }
@@ -138,7 +151,7 @@ pub async fn serve_with_ice_tcp(
             if let Err(e) = result {
                 tracing::debug!(%peer, "HTTP connection ended: {e}");
             }
-            drop(slot);
+            drop((slot, ip_slot));
         });
     }
     drop(listener);
@@ -146,4 +159,49 @@ pub async fn serve_with_ice_tcp(
     tasks.close();
     tasks.wait().await;
     Ok(())
+}
+
+/// How often addresses whose request bucket is full again are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+async fn forget_idle_addresses(per_ip: Arc<PerIp>, stopping: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(FORGET_EVERY) => per_ip.forget_idle(),
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
+/// `app`, answering `429 Too Many Requests` to requests past `peer`'s rate.
+fn rate_limited(
+    app: axum::Router,
+    per_ip: Arc<PerIp>,
+    peer: std::net::IpAddr,
+) -> impl tower::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let allowed = per_ip.request(peer, req.headers());
+        let app = app.clone();
+        async move {
+            if !allowed {
+                return Ok((
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    [(http::header::RETRY_AFTER, "1")],
+                    axum::Json(serde_json::json!({
+                        "error": "rate_limited",
+                        "message": "too many requests from your address; retry in a second",
+                    })),
+                )
+                    .into_response());
+            }
+            app.oneshot(req.map(axum::body::Body::new)).await
+        }
+    })
 }

@@ -76,9 +76,13 @@ pub enum Counter {
     IceTcpRefused,
     /// WebRTC connections up over ICE-TCP rather than UDP.
     IceOverTcp,
+    /// HTTP connections closed at accept: their address held its cap of open ones.
+    IpConnectionsRefused,
+    /// HTTP requests answered 429: their address was past its request rate.
+    IpRateRefused,
 }
 
-static COUNTS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+static COUNTS: [AtomicU64; 17] = [const { AtomicU64::new(0) }; 17];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

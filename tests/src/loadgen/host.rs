@@ -37,6 +37,8 @@ impl Server {
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
+            // Every simulated client comes from 127.0.0.1: no per-address bounds.
+            .args(["--per-ip-connections", "0", "--per-ip-rate", "0"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -60,8 +60,20 @@ impl Witness {
     }
 }
 
+/// A host whose per-address bounds are off: these attacks come from one address on
+/// purpose, to reach the bound each test is about (the per-address bounds have their
+/// own test).
 fn start(extra: &[&str]) -> HostProcess {
-    let mut args = vec!["serve", guests::ECHO, "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "serve",
+        guests::ECHO,
+        "--listen",
+        "127.0.0.1:0",
+        "--per-ip-connections",
+        "0",
+        "--per-ip-rate",
+        "0",
+    ];
     args.extend_from_slice(extra);
     start_host(args)
 }
@@ -500,4 +512,97 @@ async fn ice_tcp_connections_without_a_live_peers_stun_request_are_closed() {
     let refused = refused_in(&metrics);
     assert!(refused >= bad + 1100, "{refused} ICE-TCP refusals counted");
     witness.assert_kept_its_rate("the ICE-TCP attack");
+}
+
+/// Whether the server closed `conn` (EOF or reset) within `within`.
+async fn closed_by_server(conn: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Per-address bounds: one address (127.0.0.2) opening 100 connections keeps
+/// `--per-ip-connections` of them and has the rest closed at accept; another
+/// (127.0.0.3) making requests past its burst gets `429` with `Retry-After` and
+/// `rate_limited`. Both are counted, 127.0.0.1 is served throughout, and the witness
+/// keeps its audio rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_past_its_connections_or_request_rate_is_refused_while_others_are_served() {
+    const CONNECTIONS: usize = 16;
+    const BURST: usize = 200;
+    let host = start_host(vec![
+        "serve",
+        guests::ECHO,
+        "--listen",
+        "127.0.0.1:0",
+        "--per-ip-connections",
+        "16",
+        "--per-ip-rate",
+        "20",
+    ]);
+    let base = host.base.clone();
+    let witness = Witness::connect(&base).await;
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+
+    // 100 connections from 127.0.0.2, held open without a request.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(socket.connect(addr).await.unwrap());
+    }
+    let closed = futures::future::join_all(
+        held.iter_mut()
+            .map(|c| closed_by_server(c, Duration::from_secs(3))),
+    )
+    .await;
+    let refused = closed.iter().filter(|c| **c).count();
+    eprintln!("127.0.0.2: {refused} of 100 connections closed at accept");
+    assert_eq!(refused, 100 - CONNECTIONS, "the per-address connection cap");
+    // While 127.0.0.2 holds its share, 127.0.0.1 is served.
+    let spec = reqwest::get(format!("{base}/spec")).await.unwrap();
+    assert_eq!(spec.status(), 200);
+
+    // 127.0.0.3 asks for the spec 600 times in a row: the burst is answered, then
+    // refusals with their cause.
+    let flooder = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let (mut ok, mut limited) = (0, 0);
+    for _ in 0..600 {
+        let reply = flooder.get(format!("{base}/spec")).send().await.unwrap();
+        match reply.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                if limited == 1 {
+                    assert_eq!(reply.headers()["retry-after"], "1");
+                    let body: serde_json::Value = reply.json().await.unwrap();
+                    assert_eq!(body["error"], "rate_limited", "{body}");
+                }
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    eprintln!("127.0.0.3: {ok} of 600 requests answered, {limited} refused with 429");
+    assert!(ok >= BURST, "the burst of {BURST} was not answered: {ok}");
+    assert!(limited > 0, "no request past the rate was refused");
+    let spec = reqwest::get(format!("{base}/spec")).await.unwrap();
+    assert_eq!(spec.status(), 200, "127.0.0.1 was refused with the flooder");
+
+    let metrics = metrics_text(&base).await;
+    for reason in ["ip_connections", "ip_rate"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&format!(
+                "wasmrtc_client_refused_total{{reason=\"{reason}\"}}"
+            )) && !l.ends_with(" 0")),
+            "refusals for {reason} were not counted"
+        );
+    }
+    drop(held);
+    witness.assert_kept_its_rate("the per-address floods");
 }
