@@ -130,6 +130,9 @@ pub struct HostConfig {
     /// The HTTP listener's bounds.
     #[serde(default)]
     pub http: HttpEntry,
+    /// Phone calls through Twilio.
+    #[serde(default)]
+    pub telephone: TelephoneEntry,
     /// Bounds of every stream's outbound requests.
     #[serde(default)]
     pub outbound: OutboundPolicyEntry,
@@ -330,6 +333,7 @@ impl HostConfig {
     /// Whether anything uses a secret: a grant of a stream or a shared TURN secret.
     pub fn needs_secrets(&self) -> bool {
         self.ice.turn_secret.is_some()
+            || self.telephone.twilio_auth_token.is_some()
             || self
                 .tenants
                 .iter()
@@ -424,6 +428,34 @@ pub struct HttpEntry {
     /// Count requests by the last `X-Forwarded-For` address (default false; only
     /// behind a proxy that appends it).
     pub trust_forwarded_for: Option<bool>,
+}
+
+/// The `[telephone]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelephoneEntry {
+    /// The `[secrets]` entry holding the Twilio account's auth token: with it, every
+    /// stream's `telephone/incoming` and `telephone/handler` take only requests Twilio
+    /// signed (`X-Twilio-Signature`).
+    pub twilio_auth_token: Option<String>,
+}
+
+impl TelephoneEntry {
+    /// The auth token, read from `secrets` (the `[secrets]` table's values).
+    pub fn auth_token(
+        &self,
+        secrets: &Secrets,
+    ) -> Result<Option<crate::http::TwilioAuthToken>, String> {
+        let Some(name) = &self.twilio_auth_token else {
+            return Ok(None);
+        };
+        let text = secrets.get(name).ok_or_else(|| {
+            format!("[telephone] `twilio_auth_token`: `{name}` is not declared in [secrets]")
+        })?;
+        crate::http::TwilioAuthToken::new(text)
+            .map(Some)
+            .map_err(|e| format!("[telephone] `twilio_auth_token` (secret `{name}`): {e}"))
+    }
 }
 
 /// The `[video]` table.
@@ -571,6 +603,13 @@ pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
     }
     config.breaker.check().map_err(err)?;
     config.outbound.policy().map_err(err)?;
+    if let Some(name) = &config.telephone.twilio_auth_token
+        && !config.secrets.contains_key(name)
+    {
+        return Err(err(format!(
+            "[telephone] `twilio_auth_token`: `{name}` is not declared in [secrets]"
+        )));
+    }
     config
         .ice
         .check(&config.secrets)

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
+use wasmrtc::http::TwilioAuthToken;
 use wasmrtc::http::server::ServerLimits;
 use wasmrtc::runtime::outbound::{Outbound, OutboundPolicy, Secrets};
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
@@ -110,6 +111,10 @@ enum Command {
         /// Requests per second one client address may make (default 50, bursts of 200; 0: no bound).
         #[arg(long)]
         per_ip_rate: Option<u32>,
+        /// File holding the Twilio account's auth token: phone calls are then taken only
+        /// when Twilio signed them (`X-Twilio-Signature`).
+        #[arg(long)]
+        twilio_auth_token_file: Option<PathBuf>,
     },
     /// Upload a handler as a new version of one of your streams on a host, and make it
     /// the one new connections get (the stream is created if it does not exist).
@@ -348,6 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             header_timeout,
             per_ip_connections,
             per_ip_rate,
+            twilio_auth_token_file,
         } => {
             let mut runtime_config = RuntimeConfig::default();
             // (name, component path, prefix, limits, outbound grant)
@@ -361,6 +367,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut vp8_cfg = None;
             let mut http_cfg = wasmrtc::config::HttpEntry::default();
             let mut max_size_cfg = None;
+            let mut twilio_token = None;
             // (data_dir, tenants) when the file declares tenants.
             let mut hosting = None;
             let mut metrics_token = None;
@@ -376,6 +383,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if file.needs_secrets() {
                     secrets = file.read_secrets().map_err(anyhow::Error::msg)?;
                 }
+                twilio_token = file
+                    .telephone
+                    .auth_token(&secrets)
+                    .map_err(anyhow::Error::msg)?;
                 ice_tcp &= file.ice.tcp.unwrap_or(true);
                 ice = file
                     .ice
@@ -462,6 +473,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some([w, h]) = max_size_cfg {
                 transport = transport.with_max_picture(w, h);
+            }
+            if let Some(file) = &twilio_auth_token_file {
+                let text = wasmrtc::config::SecretEntry {
+                    env: None,
+                    file: Some(file.clone()),
+                }
+                .read("--twilio-auth-token-file")
+                .map_err(anyhow::Error::msg)?;
+                twilio_token =
+                    Some(TwilioAuthToken::new(&text).with_context(|| file.display().to_string())?);
+            }
+            if let Some(token) = twilio_token {
+                transport = transport.with_twilio_auth_token(token);
             }
             let mut limits = ServerLimits::default();
             if let Some(n) = max_http_connections.or(http_cfg.max_connections) {

@@ -70,6 +70,8 @@ pub struct Transport {
     pub(crate) vp8_cpu_used: i32,
     /// The largest client picture decoded (see [`Transport::with_max_picture`]).
     pub(crate) max_picture: MaxPicture,
+    /// The Twilio auth token telephone requests must be signed with, when set.
+    pub(crate) twilio: Option<crate::http::TwilioAuthToken>,
 }
 
 impl Transport {
@@ -92,6 +94,7 @@ impl Transport {
             lifecycle: Lifecycle::new(),
             vp8_cpu_used: crate::media::Vp8Settings::default().cpu_used,
             max_picture: crate::session::DEFAULT_MAX_PICTURE,
+            twilio: None,
         })
     }
 
@@ -111,6 +114,14 @@ impl Transport {
             width: width.clamp(16, 16383),
             height: height.clamp(16, 16383),
         };
+        self
+    }
+
+    /// Serve `{prefix}/telephone/incoming` and `/telephone/handler` only to requests
+    /// signed with this Twilio account's auth token (`X-Twilio-Signature`); others get
+    /// `403` and are counted.
+    pub fn with_twilio_auth_token(mut self, token: crate::http::TwilioAuthToken) -> Self {
+        self.twilio = Some(token);
         self
     }
 

@@ -9,6 +9,7 @@ pub mod per_ip;
 mod reply;
 pub mod server;
 mod telephone;
+mod twilio_signature;
 mod ui;
 mod websocket;
 
@@ -17,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use app::app;
+pub use twilio_signature::{BadAuthToken, TwilioAuthToken};
 
 use crate::Stream;
 

@@ -10,52 +10,55 @@
 //!   any other host (Twilio needs TLS; the host is assumed to sit behind a proxy that
 //!   terminates it);
 //! - path: the prefix the stream is mounted at, then `/telephone/handler`.
+//!
+//! With the account's auth token set, both routes check `X-Twilio-Signature` over the
+//! URL rebuilt the same way (`https`/`wss` as above) before anything else
+//! ([`super::twilio_signature`]).
 
+use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{OriginalUri, State};
 use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::twilio_signature::TwilioAuthToken;
 use crate::Stream;
+use crate::session::stats::{self, Counter};
 use crate::session::{Flavour, FormatRequest};
 
 const INCOMING: &str = "/telephone/incoming";
 const HANDLER: &str = "/telephone/handler";
 
 /// TwiML connecting the call to this stream's media socket (503 while the host is
-/// shutting down: the call is not answered).
+/// shutting down: the call is not answered; 403 when a set auth token did not sign it).
 pub(crate) async fn incoming(
     State(stream): State<Stream>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     if stream.inner.transport.lifecycle.is_draining() {
         return super::websocket::shutting_down();
     }
-    let Some(host) = first(&headers, "x-forwarded-host")
-        .or_else(|| first(&headers, HOST.as_str()))
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
-    else {
-        return (StatusCode::BAD_REQUEST, "the request has no Host header").into_response();
+    let (secure, authority) = match origin(&headers, &uri) {
+        Ok(origin) => origin,
+        Err(refusal) => return refusal.into_response(),
     };
-    let Ok(authority) = host.parse::<Authority>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "the Host header is not a valid host",
-        )
-            .into_response();
-    };
-    let scheme = match first(&headers, "x-forwarded-proto")
-        .map(|p| p.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("https" | "wss") => "wss",
-        Some("http" | "ws") => "ws",
-        _ if is_loopback(authority.host()) => "ws",
-        _ => "wss",
-    };
+    if let Some(token) = &stream.inner.transport.twilio {
+        let scheme = if secure { "https" } else { "http" };
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        if let Err(refusal) = check_signature(
+            token,
+            &headers,
+            &format!("{scheme}://{authority}{}", path_and_query(&uri)),
+            &params,
+        ) {
+            return refusal.into_response();
+        }
+    }
+    let scheme = if secure { "wss" } else { "ws" };
     let prefix = uri.path().strip_suffix(INCOMING).unwrap_or("");
     let url = format!("{scheme}://{authority}{prefix}{HANDLER}");
     let body = format!(
@@ -65,12 +68,90 @@ pub(crate) async fn incoming(
     ([(CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
-/// Twilio Media Streams.
-pub(crate) async fn handler(State(stream): State<Stream>, ws: WebSocketUpgrade) -> Response {
+/// Twilio Media Streams (403 when a set auth token did not sign the handshake).
+pub(crate) async fn handler(
+    State(stream): State<Stream>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if stream.inner.transport.lifecycle.is_draining() {
         return super::websocket::shutting_down();
     }
+    if let Some(token) = &stream.inner.transport.twilio {
+        let (secure, authority) = match origin(&headers, &uri) {
+            Ok(origin) => origin,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let scheme = if secure { "wss" } else { "ws" };
+        if let Err(refusal) = check_signature(
+            token,
+            &headers,
+            &format!("{scheme}://{authority}{}", path_and_query(&uri)),
+            &[],
+        ) {
+            return refusal.into_response();
+        }
+    }
     super::websocket::upgrade(ws, stream, Flavour::Telephone, FormatRequest::default())
+}
+
+/// A request refused, with why.
+type Refusal = (StatusCode, &'static str);
+
+/// Whether the client reached the host over TLS, and the authority it used (see the
+/// module's doc).
+fn origin(headers: &HeaderMap, uri: &Uri) -> Result<(bool, Authority), Refusal> {
+    let Some(host) = first(headers, "x-forwarded-host")
+        .or_else(|| first(headers, HOST.as_str()))
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
+    else {
+        return Err((StatusCode::BAD_REQUEST, "the request has no Host header"));
+    };
+    let Ok(authority) = host.parse::<Authority>() else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the Host header is not a valid host",
+        ));
+    };
+    let secure = match first(headers, "x-forwarded-proto")
+        .map(|p| p.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("https" | "wss") => true,
+        Some("http" | "ws") => false,
+        _ => !is_loopback(authority.host()),
+    };
+    Ok((secure, authority))
+}
+
+fn path_and_query(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+/// `403` (and counted) unless `X-Twilio-Signature` signs `url` with `params`.
+fn check_signature(
+    token: &TwilioAuthToken,
+    headers: &HeaderMap,
+    url: &str,
+    params: &[(String, String)],
+) -> Result<(), Refusal> {
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    if signature.is_some_and(|s| token.verifies(s, url, params)) {
+        return Ok(());
+    }
+    stats::count(Counter::TwilioSignatureRefused);
+    tracing::info!(
+        url,
+        signed = signature.is_some(),
+        "telephone request refused: X-Twilio-Signature is missing or does not sign it"
+    );
+    Err((
+        StatusCode::FORBIDDEN,
+        "X-Twilio-Signature is missing or does not sign this request with the account's auth token",
+    ))
 }
 
 /// The first value of a header that may hold a comma-separated list (proxies append).

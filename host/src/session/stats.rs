@@ -80,9 +80,11 @@ pub enum Counter {
     IpConnectionsRefused,
     /// HTTP requests answered 429: their address was past its request rate.
     IpRateRefused,
+    /// Telephone requests without a valid `X-Twilio-Signature`.
+    TwilioSignatureRefused,
 }
 
-static COUNTS: [AtomicU64; 17] = [const { AtomicU64::new(0) }; 17];
+static COUNTS: [AtomicU64; 18] = [const { AtomicU64::new(0) }; 18];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

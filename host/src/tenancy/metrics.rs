@@ -356,6 +356,7 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
                 ("ice_tcp", Counter::IceTcpRefused),
                 ("ip_connections", Counter::IpConnectionsRefused),
                 ("ip_rate", Counter::IpRateRefused),
+                ("twilio_signature", Counter::TwilioSignatureRefused),
             ],
         ),
     );

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmrtc::media::mulaw;
 use wasmrtc::{Stream, StreamConfig, Transport};
@@ -197,10 +198,18 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        Self::connect_with(url.into_client_request().unwrap())
             .await
-            .expect("connect in time")
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
+
+    /// Connect with `request`'s headers; the handshake's error when it is refused.
+    async fn connect_with(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")?;
         let (tx, mut rx) = ws.split();
         let inbox = Inbox::default();
         let reader = inbox.clone();
@@ -223,7 +232,7 @@ impl Client {
                 }
             }
         });
-        Client { tx, inbox }
+        Ok(Client { tx, inbox })
     }
 
     async fn send(&mut self, msg: Message) {
@@ -825,4 +834,138 @@ async fn a_handler_failure_is_reported_and_closes() {
         .assert_error_close("trapped", 1011, "a trap")
         .await;
     assert!(poll_until(WAIT, || stream.active_connections() == 0).await);
+}
+
+/// Twilio's signature of `url` with form `params`: `base64(HMAC-SHA1(token, url +
+/// each name and value, sorted by name))`.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let signed: String = std::iter::once(url.to_string())
+        .chain(sorted.iter().map(|(k, v)| format!("{k}{v}")))
+        .collect();
+    super::ice::expected_credential(token, &signed)
+}
+
+/// With `[telephone] twilio_auth_token` set, the call's webhook and its Media Streams
+/// socket take only requests signed with that token: unsigned, wrongly signed, and
+/// tampered requests get 403 and are counted; signed ones get the TwiML and a call
+/// that echoes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telephone_takes_only_requests_twilio_signed_when_an_auth_token_is_set() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let dir = wasmrtc_tests::scratch_dir("websocket", "twilio-signature");
+    std::fs::write(dir.join("twilio-token"), format!("{TOKEN}\n")).unwrap();
+    let config = dir.join("wasmrtc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[secrets]\ntwilio = {{ file = \"twilio-token\" }}\n\
+             [telephone]\ntwilio_auth_token = \"twilio\"\n\
+             [[stream]]\nname = \"phone\"\ncomponent = \"{}\"\n",
+            guests::ECHO
+        ),
+    )
+    .unwrap();
+    let host = wasmrtc_tests::start_host_with_config(&config);
+    let base = format!("{}/streams/phone", host.base);
+    let incoming = format!("{base}/telephone/incoming");
+    let params = [
+        ("AccountSid", "AC0000"),
+        ("CallSid", "CA0001"),
+        ("From", "+15550001111"),
+        ("To", "+15550002222"),
+    ];
+    let http = reqwest::Client::new();
+    let post = async |signature: Option<String>, params: &[(&str, &str)]| {
+        let body: String = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = http
+            .post(&incoming)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        request.send().await.unwrap()
+    };
+
+    let signed = twilio_signature(TOKEN, &incoming, &params);
+    let reply = post(Some(signed.clone()), &params).await;
+    assert_eq!(reply.status(), 200);
+    let stream_url = incoming
+        .replace("http://", "ws://")
+        .replace("incoming", "handler");
+    assert!(reply.text().await.unwrap().contains(&stream_url));
+
+    let refusals = [
+        ("unsigned", post(None, &params).await),
+        (
+            "signed with another token",
+            post(
+                Some(twilio_signature("another-token", &incoming, &params)),
+                &params,
+            )
+            .await,
+        ),
+        (
+            "a parameter changed after signing",
+            post(
+                Some(signed.clone()),
+                &[
+                    ("AccountSid", "AC0000"),
+                    ("CallSid", "CA9999"),
+                    ("From", "+15550001111"),
+                    ("To", "+15550002222"),
+                ],
+            )
+            .await,
+        ),
+        ("garbage", post(Some("x".repeat(4000)), &params).await),
+    ];
+    for (what, reply) in refusals {
+        assert_eq!(reply.status(), 403, "{what}");
+        assert!(
+            reply.text().await.unwrap().contains("X-Twilio-Signature"),
+            "{what}: the refusal names the header"
+        );
+    }
+
+    // The Media Streams socket: refused unsigned, taken signed, and the call echoes.
+    let refused = Client::connect_with(stream_url.as_str().into_client_request().unwrap()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(e) => panic!("unexpected handshake error {e}"),
+        Ok(_) => panic!("an unsigned Media Streams socket was taken"),
+    }
+    let mut request = stream_url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "X-Twilio-Signature",
+        twilio_signature(TOKEN, &stream_url, &[]).parse().unwrap(),
+    );
+    let mut phone = Client::connect_with(request)
+        .await
+        .expect("a signed socket");
+    let inbox = phone.inbox.clone();
+    phone
+        .send_json(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        .await;
+    phone.send_json(twilio_start("MZ0009")).await;
+    phone
+        .send_tone(1.0, 8_000, mulaw::encode_slice, twilio_media("MZ0009"))
+        .await;
+    inbox.wait_samples(Inbox::mulaw_audio, 4_000).await;
+
+    let metrics = wasmrtc_tests::metrics_text(&host.base).await;
+    assert!(
+        metrics.contains("wasmrtc_client_refused_total{reason=\"twilio_signature\"} 5\n"),
+        "four webhook refusals and one socket refusal are counted:\n{metrics}"
+    );
+    assert!(!metrics.contains(TOKEN));
+    let _ = std::fs::remove_dir_all(&dir);
 }
