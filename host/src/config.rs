@@ -354,6 +354,14 @@ impl HostConfig {
 }
 
 impl SecretEntry {
+    /// The secret held in the file at `path` (a `serve` flag's `--*-file`).
+    pub fn in_file(path: &Path) -> Self {
+        Self {
+            env: None,
+            file: Some(path.to_path_buf()),
+        }
+    }
+
     /// The value of the secret `name` (named in errors) from its variable or file.
     pub fn read(&self, name: &str) -> Result<String, String> {
         match (&self.env, &self.file) {

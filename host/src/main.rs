@@ -285,12 +285,9 @@ fn cli_ice(args: IceArgs) -> anyhow::Result<IceServers> {
     let secret_file = turn_secret_file.as_deref();
     let mut secrets = Secrets::default();
     if let Some(file) = secret_file {
-        let text = wasmrtc::config::SecretEntry {
-            env: None,
-            file: Some(file.to_path_buf()),
-        }
-        .read("--turn-secret-file")
-        .map_err(anyhow::Error::msg)?;
+        let text = wasmrtc::config::SecretEntry::in_file(file)
+            .read("--turn-secret-file")
+            .map_err(anyhow::Error::msg)?;
         secrets = Secrets::new([("turn".to_string(), text)]).map_err(|_| {
             anyhow::anyhow!(
                 "{}: not a usable TURN secret (empty, over 4096 bytes, or with control characters)",
@@ -475,12 +472,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 transport = transport.with_max_picture(w, h);
             }
             if let Some(file) = &twilio_auth_token_file {
-                let text = wasmrtc::config::SecretEntry {
-                    env: None,
-                    file: Some(file.clone()),
-                }
-                .read("--twilio-auth-token-file")
-                .map_err(anyhow::Error::msg)?;
+                let text = wasmrtc::config::SecretEntry::in_file(file)
+                    .read("--twilio-auth-token-file")
+                    .map_err(anyhow::Error::msg)?;
                 twilio_token =
                     Some(TwilioAuthToken::new(&text).with_context(|| file.display().to_string())?);
             }

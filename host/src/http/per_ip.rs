@@ -102,11 +102,6 @@ impl PerIp {
         })
     }
 
-    /// The bounds.
-    pub fn limits(&self) -> PerIpLimits {
-        self.limits
-    }
-
     /// Count a new connection from `peer`; `None` (and counted) when the address
     /// already holds [`PerIpLimits::connections`]. The map holds only addresses with a
     /// connection open, so it is bounded by the listener's connection cap.
@@ -154,11 +149,6 @@ impl PerIp {
             rate.retain_recent();
             rate.shrink_to_fit();
         }
-    }
-
-    /// Addresses the rate limiter now remembers.
-    pub fn tracked(&self) -> usize {
-        self.rate.as_ref().map_or(0, |r| r.len())
     }
 }
 

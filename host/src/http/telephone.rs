@@ -49,12 +49,7 @@ pub(crate) async fn incoming(
     if let Some(token) = &stream.inner.transport.twilio {
         let scheme = if secure { "https" } else { "http" };
         let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-        if let Err(refusal) = check_signature(
-            token,
-            &headers,
-            &format!("{scheme}://{authority}{}", path_and_query(&uri)),
-            &params,
-        ) {
+        if let Err(refusal) = check_signature(token, &headers, scheme, &authority, &uri, &params) {
             return refusal.into_response();
         }
     }
@@ -84,12 +79,7 @@ pub(crate) async fn handler(
             Err(refusal) => return refusal.into_response(),
         };
         let scheme = if secure { "wss" } else { "ws" };
-        if let Err(refusal) = check_signature(
-            token,
-            &headers,
-            &format!("{scheme}://{authority}{}", path_and_query(&uri)),
-            &[],
-        ) {
+        if let Err(refusal) = check_signature(token, &headers, scheme, &authority, &uri, &[]) {
             return refusal.into_response();
         }
     }
@@ -125,21 +115,22 @@ fn origin(headers: &HeaderMap, uri: &Uri) -> Result<(bool, Authority), Refusal> 
     Ok((secure, authority))
 }
 
-fn path_and_query(uri: &Uri) -> &str {
-    uri.path_and_query().map_or("/", |p| p.as_str())
-}
-
-/// `403` (and counted) unless `X-Twilio-Signature` signs `url` with `params`.
+/// `403` (and counted) unless `X-Twilio-Signature` signs, with `params`, the URL the
+/// client requested: `scheme`, `authority`, then the request's path and query.
 fn check_signature(
     token: &TwilioAuthToken,
     headers: &HeaderMap,
-    url: &str,
+    scheme: &str,
+    authority: &Authority,
+    uri: &Uri,
     params: &[(String, String)],
 ) -> Result<(), Refusal> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{scheme}://{authority}{path}");
     let signature = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
-    if signature.is_some_and(|s| token.verifies(s, url, params)) {
+    if signature.is_some_and(|s| token.verifies(s, &url, params)) {
         return Ok(());
     }
     stats::count(Counter::TwilioSignatureRefused);
