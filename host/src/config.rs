@@ -376,8 +376,9 @@ impl SecretEntry {
     }
 }
 
-/// A `[stream.outbound]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A `[stream.outbound]` table (also the JSON body of a tenant's
+/// `PUT /api/streams/{name}/outbound`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundEntry {
     /// Destinations, as URLs or `{ url, headers }` rules.
@@ -389,7 +390,7 @@ pub struct OutboundEntry {
 }
 
 /// One entry of `allowed_hosts`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum AllowedHost {
     /// `"https://api.example.com"`.

@@ -533,10 +533,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let names: Vec<String> = tenants.iter().map(|t| t.name().to_string()).collect();
                 let store = SqliteStore::open(&dir)
                     .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
-                let registry =
-                    Registry::open(runtime.clone(), transport.clone(), tenants, Arc::new(store))
-                        .await
-                        .context("cannot restore the hosted streams")?;
+                let registry = Registry::open_with_outbound(
+                    runtime.clone(),
+                    transport.clone(),
+                    tenants,
+                    Arc::new(store),
+                    outbound_policy.clone(),
+                )
+                .await
+                .context("cannot restore the hosted streams")?;
                 for live in registry.list(None) {
                     eprintln!(
                         "wasmrtc: stream {}/{} at {} (version {})",

@@ -177,6 +177,16 @@ async fn accept(stream: &Stream, id: &str, sdp: &str) -> Response {
     }
     let instance = match component.instantiate(id).await {
         Ok(i) => i,
+        // The host's instance pool (or the tenant's share of it) is full: not the
+        // handler's failure, and the client may retry.
+        Err(e) if e.is_host_full() => {
+            tracing::warn!(stream = %inner.name, connection = %id, "{e}");
+            return reply::failed_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "host_full",
+                &e.to_string(),
+            );
+        }
         Err(e) => {
             tracing::warn!(stream = %inner.name, connection = %id, "handler failed to start: {e}");
             return reply::failed_with(

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{HandlerIndices, RepliesIndices, TurnsIndices};
 use super::engine::Inner;
 use super::outbound::Outbound;
 use super::state::StoreState;
+use super::wasi::Imports;
 use super::{CallError, HandlerInstance, InstanceLimits, LoadError, StreamSpec, TurnTaking, spec};
 
 /// A handler ready to serve connections. Cloning is cheap.
@@ -38,15 +38,9 @@ pub(crate) struct ComponentInner {
     pub(crate) http_import: Option<String>,
     /// The stream's outbound access (`None`: every request is refused).
     pub(crate) outbound: Option<Arc<Outbound>>,
-}
-
-/// Whether the host offers an import of this name.
-fn offered(name: &str) -> bool {
-    let (package, version) = name.split_once('@').unwrap_or((name, ""));
-    let wasi = package.starts_with("wasi:") && version.starts_with("0.2.");
-    let ours = matches!(package, "wasmrtc:handler/host" | "wasmrtc:handler/types")
-        && version.starts_with("0.1.");
-    wasi || ours
+    /// The tenant whose share of the instance pool the instances count against
+    /// (`None`: a stream of the host's own configuration).
+    pub(crate) owner: Option<Arc<str>>,
 }
 
 impl HandlerComponent {
@@ -54,18 +48,11 @@ impl HandlerComponent {
         runtime: Arc<Inner>,
         name: &str,
         component: Component,
+        imports: Imports,
+        owner: Option<Arc<str>>,
     ) -> Result<Self, LoadError> {
-        let ty = component.component_type();
-        let mut http_import = None;
-        for (import, item) in ty.imports(&runtime.engine) {
-            let is_instance = matches!(item.ty, ComponentItem::ComponentInstance(_));
-            if !is_instance || !offered(import) {
-                return Err(LoadError::ForbiddenImport(import.to_string()));
-            }
-            if http_import.is_none() && import.starts_with("wasi:http/") {
-                http_import = Some(import.to_string());
-            }
-        }
+        // The imports were checked on the bytes, before compiling (`wasi::check_imports`).
+        let http_import = imports.http;
         let pre = runtime
             .linker
             .instantiate_pre(&component)
@@ -92,6 +79,7 @@ impl HandlerComponent {
                 stats,
                 http_import,
                 outbound: None,
+                owner,
             }),
         };
         let mut instance = probe
@@ -192,6 +180,7 @@ impl HandlerComponent {
                 stats: self.inner.stats.clone(),
                 http_import: self.inner.http_import.clone(),
                 outbound,
+                owner: self.inner.owner.clone(),
             }),
         }
     }

@@ -57,6 +57,18 @@ pub struct RuntimeConfig {
     pub default_limits: InstanceLimits,
     /// When new connections to a component whose instances keep failing are refused.
     pub breaker: BreakerPolicy,
+    /// Percentage of `max_instances` one tenant's streams may hold at once (1..=100);
+    /// past it new connections of that tenant are answered `503 host_full`.
+    pub tenant_pool_percent: u8,
+    /// Time a tenant's upload may spend compiling before it is refused.
+    pub compile_timeout: Duration,
+    /// Tenants' uploads compiled at once on the host (one per tenant at a time).
+    pub compile_slots: usize,
+    /// Most bytes one `wasi:random` call may ask for; a larger call ends the instance
+    /// as `host-call-abuse`.
+    pub random_bytes_per_call: u64,
+    /// Host resources (streams, pollables, sockets, requests) one instance may hold at once.
+    pub resources_per_instance: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -69,6 +81,11 @@ impl Default for RuntimeConfig {
             cache_dir: default_cache_dir(),
             default_limits: InstanceLimits::default(),
             breaker: BreakerPolicy::default(),
+            tenant_pool_percent: 50,
+            compile_timeout: Duration::from_secs(30),
+            compile_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            random_bytes_per_call: super::wasi::RANDOM_BYTES_PER_CALL,
+            resources_per_instance: super::wasi::RESOURCES_PER_INSTANCE,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The shared engine: pooling allocator, copy-on-write memories, epoch ticker,
-//! compiled-code cache, and the linker offering WASI (deny-by-default) and `host`.
+//! compiled-code cache, the linker offering WASI (only [`super::wasi::INTERFACES`],
+//! deny-by-default) and `host`, the instance pool's shares and the compile gate of
+//! tenants' uploads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +13,10 @@ use wasmtime::{
 };
 
 use super::bindings::ConversationalComponent as Bindings;
+use super::compile_gate::CompileGate;
+use super::pool_share::PoolShares;
 use super::state::StoreState;
+use super::wasi::{self, Imports};
 use super::{HandlerComponent, LoadError, RuntimeConfig};
 
 /// The handler runtime: one per process, shared by every stream.
@@ -26,6 +31,10 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreState>,
     pub(crate) config: RuntimeConfig,
+    /// Who holds the instance pool.
+    pub(crate) shares: Arc<PoolShares>,
+    /// Bounds on compiling tenants' uploads.
+    gate: CompileGate,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -69,13 +78,7 @@ impl Runtime {
         let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        // Every request goes through the store's own hooks (`outbound`): without a
-        // grant each one is refused, and a component importing `wasi:http` is loaded
-        // only for a stream that has one.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
@@ -97,6 +100,11 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                shares: Arc::new(PoolShares::new(
+                    config.max_instances,
+                    config.tenant_pool_percent,
+                )),
+                gate: CompileGate::new(config.compile_slots, config.compile_timeout),
                 config,
                 ticker: Some(ticker),
                 stop,
@@ -109,15 +117,39 @@ impl Runtime {
         &self.inner.config
     }
 
-    /// Load a handler component from bytes: check, compile, link and `describe` it.
+    /// Load a handler component from bytes: check its size, format and imports,
+    /// compile, link and `describe` it.
     ///
     /// `name` names the stream in logs. Compilation runs on a blocking thread.
     pub async fn load(&self, name: &str, bytes: Vec<u8>) -> Result<HandlerComponent, LoadError> {
         let inner = self.inner.clone();
-        let component = tokio::task::spawn_blocking(move || compile(&inner, &bytes))
+        let (component, imports) = tokio::task::spawn_blocking(move || compile(&inner, &bytes))
             .await
             .map_err(|e| LoadError::Invalid(format!("compiler task failed: {e}")))??;
-        HandlerComponent::link(self.inner.clone(), name, component).await
+        HandlerComponent::link(self.inner.clone(), name, component, imports, None).await
+    }
+
+    /// Load a tenant's component (an upload, or a version it stored): as
+    /// [`load`](Self::load), through the compile gate (one compilation at a time
+    /// per tenant, [`RuntimeConfig::compile_slots`] on the host, each within
+    /// [`RuntimeConfig::compile_timeout`]). Its instances count against the
+    /// tenant's share of the instance pool ([`RuntimeConfig::tenant_pool_percent`]).
+    pub async fn load_for_tenant(
+        &self,
+        tenant: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<HandlerComponent, LoadError> {
+        let inner = self.inner.clone();
+        // Refused before taking the tenant's turn: nothing to compile.
+        let imports = precheck(&inner, &bytes)?;
+        let (component, _) = self
+            .inner
+            .gate
+            .run(tenant, move || compile(&inner, &bytes))
+            .await?;
+        let owner = Some(Arc::from(tenant));
+        HandlerComponent::link(self.inner.clone(), name, component, imports, owner).await
     }
 
     /// Load a handler component from a file.
@@ -142,8 +174,16 @@ const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 /// Core module preamble after the magic number.
 const MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 
-/// Size and format checks, then compilation (through the code cache).
-fn compile(inner: &Inner, bytes: &[u8]) -> Result<Component, LoadError> {
+/// Size, format and import checks, then compilation (through the code cache).
+fn compile(inner: &Inner, bytes: &[u8]) -> Result<(Component, Imports), LoadError> {
+    let imports = precheck(inner, bytes)?;
+    let component =
+        Component::new(&inner.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    Ok((component, imports))
+}
+
+/// The checks made on the bytes alone (size, format, imports), before compiling.
+fn precheck(inner: &Inner, bytes: &[u8]) -> Result<Imports, LoadError> {
     let limit = inner.config.max_component_bytes;
     if bytes.len() > limit {
         return Err(LoadError::TooLarge {
@@ -163,5 +203,5 @@ fn compile(inner: &Inner, bytes: &[u8]) -> Result<Component, LoadError> {
             &bytes[4..8]
         )));
     }
-    Component::new(&inner.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    wasi::check_imports(bytes)
 }

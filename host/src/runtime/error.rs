@@ -24,11 +24,42 @@ pub enum LoadError {
     /// The bytes are not a valid component (truncated, corrupt…).
     #[error("invalid component: {0}")]
     Invalid(String),
-    /// The component imports something the host does not offer.
+    /// The component imports something the host does not offer (checked on its
+    /// bytes, before compiling).
     #[error(
-        "component imports `{0}`, which wasmrtc does not offer: a handler may import only wasmrtc:handler/host and WASI 0.2"
+        "component imports `{0}`, which wasmrtc does not offer: a handler may import only wasmrtc:handler/host, wasmrtc:handler/types and the WASI 0.2 interfaces the README's sandbox section lists (clocks, random, io, cli streams; filesystem and sockets without access; wasi:http with a grant)"
     )]
     ForbiddenImport(String),
+    /// The component imports an interface the host offers, in a version it does not.
+    #[error("component imports `{import}`, but this host implements {supported}")]
+    ImportVersion {
+        /// The import.
+        import: String,
+        /// What the host implements, e.g. `wasi:io/poll@0.2.x`.
+        supported: String,
+    },
+    /// Compiling the component took longer than the host allows.
+    #[error(
+        "compiling the component took longer than {limit:?}: make it smaller (fewer or smaller functions)"
+    )]
+    CompileTimeout {
+        /// The limit.
+        limit: std::time::Duration,
+    },
+    /// The tenant already has a compilation running (one at a time per tenant).
+    #[error(
+        "tenant `{tenant}` already has an upload being compiled: wait for it to finish, then retry"
+    )]
+    CompileBusy {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Every compiler slot of the host stayed busy longer than the host waits.
+    #[error("the host is busy compiling other components (waited {waited:?}): retry later")]
+    CompilerBusy {
+        /// How long the upload waited for a slot.
+        waited: std::time::Duration,
+    },
     /// The component does not fit the handler world (missing export, wrong version…).
     #[error("component does not implement wasmrtc:handler/handler@0.1.x: {0}")]
     Link(String),
@@ -150,6 +181,10 @@ pub enum CallError {
     /// A fresh instance could not be created.
     #[error("cannot start a handler instance: {0}")]
     Instantiate(String),
+    /// The host's instance pool, or the owner's share of it, is full: nothing the
+    /// handler did, so it does not count against its breaker.
+    #[error("no room for another handler instance: {0}")]
+    HostFull(String),
 }
 
 impl CallError {
@@ -161,8 +196,14 @@ impl CallError {
             Self::Memory { .. } => FailureCause::Memory,
             Self::HostCallAbuse { .. } => FailureCause::HostCallAbuse,
             Self::Trap { .. } | Self::Dead => FailureCause::Trap,
-            Self::Instantiate(_) => FailureCause::Instantiate,
+            Self::Instantiate(_) | Self::HostFull(_) => FailureCause::Instantiate,
             Self::OutboundAbuse { .. } => FailureCause::OutboundAbuse,
         }
+    }
+
+    /// Whether the host, not the guest, is why the instance could not start (its
+    /// pool or the owner's share of it is full): answered `503 host_full`.
+    pub fn is_host_full(&self) -> bool {
+        matches!(self, Self::HostFull(_))
     }
 }

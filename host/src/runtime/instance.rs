@@ -3,15 +3,30 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::component::ResourceTableError;
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use super::bindings::{HandlerExports, RepliesExports, ReplyChunk, TurnsExports};
+use super::limits::{CallClock, metered};
 use super::output_bounds;
+use super::pool_share::Share;
 use super::state::StoreState;
+use super::stats::Culprit;
 use super::{
     AudioFrame, CallError, ComponentStats, FailureCause, HandlerComponent, HostEvent, StreamSpec,
     TurnTaking, Value, VideoFrame,
 };
+
+/// Who made a call overrun its wall-clock deadline `wall`: the host when the call
+/// spent at least half of it ready to run but not polled (a loaded host), the guest
+/// otherwise (it ran or waited for what it asked for).
+fn held_up(clock: &CallClock, wall: Duration) -> Culprit {
+    if clock.held() * 2 >= wall {
+        Culprit::Host
+    } else {
+        Culprit::Guest
+    }
+}
 
 /// One answer to [`HandlerInstance::next_reply`].
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +57,13 @@ pub struct HandlerInstance {
     call_started: Instant,
     /// The linear memory last reported to `stats`.
     memory_reported: usize,
+    /// The CPU and waiting time of the call in progress.
+    clock: Arc<CallClock>,
+    /// The instance's place in the pool; dropped after the store (fields drop in order).
+    _share: Share,
+    /// Keeps the engine's epoch ticker (the CPU meter, the yields) running as long as
+    /// the instance lives, even once its component has been dropped.
+    _runtime: Arc<super::engine::Inner>,
 }
 
 impl Drop for HandlerInstance {
@@ -58,9 +80,11 @@ impl HandlerInstance {
     ) -> Result<Self, CallError> {
         let c = &component.inner;
         let rt = &c.runtime;
+        // A full pool is the host's answer, not the guest's failure: not counted.
+        let share = rt.shares.take(c.owner.as_ref())?;
         let state = StoreState::new(
             &c.limits,
-            rt.config.epoch_tick,
+            &rt.config,
             c.spec.outputs.len(),
             &c.name,
             connection,
@@ -77,15 +101,21 @@ impl HandlerInstance {
         });
         store.set_epoch_deadline(1);
         store.data_mut().cpu.reset();
+        let clock = store.data().cpu.clock();
         let wall = c.limits.wall_per_call;
-        let instance = match tokio::time::timeout(wall, c.pre.instantiate_async(&mut store)).await {
+        let started = metered(&clock, c.pre.instantiate_async(&mut store));
+        let instance = match tokio::time::timeout(wall, started).await {
             Ok(Ok(i)) => i,
+            Ok(Err(e)) if e.chain().any(|e| e.is::<PoolConcurrencyLimitError>()) => {
+                return Err(CallError::HostFull(format!("{e:#}")));
+            }
             Ok(Err(e)) => {
                 c.stats.failed(FailureCause::Instantiate);
                 return Err(CallError::Instantiate(format!("{e:#}")));
             }
             Err(_) => {
-                c.stats.failed(FailureCause::Instantiate);
+                c.stats
+                    .failed_by(FailureCause::Instantiate, held_up(&clock, wall));
                 return Err(CallError::Instantiate(format!(
                     "start-up took longer than {wall:?}"
                 )));
@@ -123,6 +153,9 @@ impl HandlerInstance {
             connection: connection.to_string(),
             call_started: Instant::now(),
             memory_reported: memory,
+            clock,
+            _share: share,
+            _runtime: rt.clone(),
         })
     }
 
@@ -145,7 +178,7 @@ impl HandlerInstance {
     pub async fn describe(&mut self) -> Result<StreamSpec, CallError> {
         self.begin()?;
         let f = self.handler.call_describe(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("describe", r)
     }
 
@@ -153,7 +186,7 @@ impl HandlerInstance {
     pub async fn set_inputs(&mut self, values: &[Value]) -> Result<(), CallError> {
         self.begin()?;
         let f = self.handler.call_set_inputs(&mut self.store, values);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("set-inputs", r)
     }
 
@@ -161,7 +194,7 @@ impl HandlerInstance {
     pub async fn on_audio(&mut self, frame: &AudioFrame) -> Result<(), CallError> {
         self.begin()?;
         let f = self.handler.call_on_audio(&mut self.store, frame);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("on-audio", r)
     }
 
@@ -169,7 +202,7 @@ impl HandlerInstance {
     pub async fn next_audio(&mut self) -> Result<Option<AudioFrame>, CallError> {
         self.begin()?;
         let f = self.handler.call_next_audio(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         let frame = self.finish("next-audio", r)?;
         self.bounded("next-audio", frame.as_ref().map(output_bounds::check_audio))?;
         Ok(frame)
@@ -179,7 +212,7 @@ impl HandlerInstance {
     pub async fn on_video(&mut self, frame: &VideoFrame) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
         let f = self.handler.call_on_video(&mut self.store, frame);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         let out = self.finish("on-video", r)?;
         self.bounded("on-video", out.as_ref().map(output_bounds::check_video))?;
         Ok(out)
@@ -189,7 +222,7 @@ impl HandlerInstance {
     pub async fn next_video(&mut self) -> Result<Option<VideoFrame>, CallError> {
         self.begin()?;
         let f = self.handler.call_next_video(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         let out = self.finish("next-video", r)?;
         self.bounded("next-video", out.as_ref().map(output_bounds::check_video))?;
         Ok(out)
@@ -207,7 +240,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = turns.call_describe_turns(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("describe-turns", r)
     }
 
@@ -218,7 +251,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = turns.call_on_utterance(&mut self.store, utterance);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("on-utterance", r)
     }
 
@@ -229,7 +262,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = turns.call_on_interrupt(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("on-interrupt", r)
     }
 
@@ -249,7 +282,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = replies.call_next_reply(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         Ok(match self.finish("next-reply", r)? {
             ReplyChunk::Audio(frame) => {
                 self.bounded("next-reply", Some(output_bounds::check_audio(&frame)))?;
@@ -267,7 +300,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = replies.call_on_start(&mut self.store);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("on-start", r)
     }
 
@@ -278,7 +311,7 @@ impl HandlerInstance {
         };
         self.begin()?;
         let f = replies.call_on_text(&mut self.store, text);
-        let r = tokio::time::timeout(self.wall, f).await;
+        let r = tokio::time::timeout(self.wall, metered(&self.clock, f)).await;
         self.finish("on-text", r)
     }
 
@@ -318,8 +351,12 @@ impl HandlerInstance {
     ) -> Result<R, CallError> {
         self.stats.timed(self.call_started.elapsed());
         let r = self.classify(call, outcome);
-        if let Err(e) = &r {
-            self.stats.failed(e.cause());
+        match &r {
+            Err(e @ CallError::WallClock { .. }) => self
+                .stats
+                .failed_by(e.cause(), held_up(&self.clock, self.wall)),
+            Err(e) => self.stats.failed(e.cause()),
+            Ok(_) => {}
         }
         let memory = self.store.data().memory.in_use;
         if memory != self.memory_reported {
@@ -365,6 +402,17 @@ impl HandlerInstance {
             }
         } else if let Some(reason) = state.events.abuse.take() {
             CallError::HostCallAbuse { call, reason }
+        } else if err
+            .chain()
+            .any(|e| matches!(e.downcast_ref(), Some(ResourceTableError::Full)))
+        {
+            CallError::HostCallAbuse {
+                call,
+                reason: format!(
+                    "held more than {} host resources (streams, pollables, sockets) at once",
+                    state.table.max_capacity()
+                ),
+            }
         } else {
             let trap = err
                 .downcast_ref::<Trap>()

@@ -6,6 +6,7 @@
 
 mod bindings;
 pub mod breaker;
+mod compile_gate;
 mod component;
 mod config;
 mod engine;
@@ -16,9 +17,11 @@ mod instance;
 mod limits;
 pub mod outbound;
 pub mod output_bounds;
+mod pool_share;
 pub mod spec;
 mod state;
 mod stats;
+pub mod wasi;
 
 pub use bindings::exports::wasmrtc::handler::turns::TurnTaking;
 pub use bindings::wasmrtc::handler::types::{

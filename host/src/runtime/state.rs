@@ -1,17 +1,16 @@
 //! What a store holds for one connection: WASI context, limits, meters and the event queue.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::InstanceLimits;
 use super::events::EventQueue;
 use super::guest_log::GuestLog;
 use super::limits::{CpuMeter, MemoryLimiter};
 use super::outbound::{Outbound, OutboundHooks};
+use super::{InstanceLimits, RuntimeConfig};
 
 /// The data of one instance's `Store`.
 pub(crate) struct StoreState {
@@ -24,6 +23,8 @@ pub(crate) struct StoreState {
     pub(crate) http: WasiHttpCtx,
     /// Outbound requests go through these (all refused without a grant).
     pub(crate) outbound: OutboundHooks,
+    /// Most bytes one `wasi:random` call may ask for.
+    pub(crate) random_limit: u64,
 }
 
 impl StoreState {
@@ -32,7 +33,7 @@ impl StoreState {
     /// guest's environment and `wasi:http` requests go through its hooks.
     pub(crate) fn new(
         limits: &InstanceLimits,
-        tick: Duration,
+        config: &RuntimeConfig,
         outputs: usize,
         stream: &str,
         connection: &str,
@@ -53,15 +54,18 @@ impl StoreState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(config.resources_per_instance);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
             memory: MemoryLimiter::new(limits),
-            cpu: CpuMeter::new(limits.cpu_per_call, tick),
+            cpu: CpuMeter::new(limits.cpu_per_call),
             events: EventQueue::new(limits, outputs),
             stderr,
             http: WasiHttpCtx::new(),
             outbound: OutboundHooks::new(outbound),
+            random_limit: config.random_bytes_per_call,
         }
     }
 }

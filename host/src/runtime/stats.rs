@@ -1,6 +1,11 @@
 //! Counters of one loaded component, shared by its instances: calls and their
 //! duration, failures by cause, linear memory in use, and the connections whose
 //! instance is alive (for metrics and the admin API).
+//!
+//! Only failures the guest caused feed the component's breaker: a full instance
+//! pool is not a failure at all ([`super::CallError::HostFull`]), and a wall-clock
+//! overrun the host caused (the call held up, ready to run, by a loaded host) is
+//! counted by cause but not held against the component ([`Culprit::Host`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +33,15 @@ pub const CALL_SECONDS_BUCKETS: [f64; 10] = [
     10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3,
 ];
 
+/// Who caused an instance's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Culprit {
+    /// The guest: counts against its breaker.
+    Guest,
+    /// The host (its load): counted by cause, not against the breaker.
+    Host,
+}
+
 /// Counters of a component (and of every copy made by
 /// [`with_limits`](super::HandlerComponent::with_limits), which shares them).
 #[derive(Debug, Default)]
@@ -41,6 +55,8 @@ pub struct ComponentStats {
     memory_bytes: AtomicU64,
     /// The most linear memory one instance has had.
     memory_peak: AtomicU64,
+    /// Failures the host caused (counted in `failures` too, not by the breaker).
+    host_caused: AtomicU64,
     /// Refuses new connections while instances keep failing.
     breaker: Mutex<Breaker>,
     /// Connection id → instances alive for it (normally one).
@@ -124,14 +140,30 @@ impl ComponentStats {
         }
     }
 
+    /// An instance failed through its guest's fault.
     pub(crate) fn failed(&self, cause: FailureCause) {
+        self.failed_by(cause, Culprit::Guest);
+    }
+
+    /// An instance failed by `cause`; only a guest's failure counts against the breaker.
+    pub(crate) fn failed_by(&self, cause: FailureCause, culprit: Culprit) {
         if let Some(i) = FAILURE_CAUSES.iter().position(|c| *c == cause) {
             self.failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if culprit == Culprit::Host {
+            self.host_caused.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         self.breaker
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .failed(Instant::now());
+    }
+
+    /// Failures the host caused (included in [`failures`](Self::failures)), which
+    /// the breaker does not count.
+    pub fn host_caused_failures(&self) -> u64 {
+        self.host_caused.load(Ordering::Relaxed)
     }
 
     /// How much longer new connections are refused because instances of the component
@@ -208,6 +240,23 @@ impl StatsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_the_host_caused_are_counted_but_never_open_the_breaker() {
+        let stats = ComponentStats::new(BreakerPolicy {
+            threshold: 2,
+            ..BreakerPolicy::default()
+        });
+        for _ in 0..10 {
+            stats.failed_by(FailureCause::WallClock, Culprit::Host);
+        }
+        assert_eq!(stats.refusing(), None);
+        assert_eq!(stats.host_caused_failures(), 10);
+        assert_eq!(stats.snapshot().failures[1], 10);
+        stats.failed(FailureCause::WallClock);
+        stats.failed(FailureCause::WallClock);
+        assert!(stats.refusing().is_some());
+    }
 
     #[test]
     fn calls_land_in_their_bucket_and_memory_follows_instances() {

@@ -17,6 +17,12 @@
 //! | `POST /api/streams/{name}/activate` `{version}` | make a version active |
 //! | `POST /api/streams/{name}/rollback` | undo the last activation |
 //! | `GET /api/streams/{name}/connections` | live connections by version |
+//! | `PUT /api/streams/{name}/outbound` `{allowed_hosts, variables?}` | set its outbound grant ([`super::outbound`]), within the tenant's `outbound_ceiling` |
+//! | `GET /api/streams/{name}/outbound` | the grant as set (`null`: none) |
+//! | `DELETE /api/streams/{name}/outbound` | remove it (409 while the active version imports `wasi:http`) |
+//! | `PUT /api/secrets/{name}` `{value}` | set a secret its grants may use as `{{secret.NAME}}` ([`super::secrets`]): 201 new, 200 replaced |
+//! | `GET /api/secrets` | the tenant's secrets by name (never a value) and the streams using each |
+//! | `DELETE /api/secrets/{name}` | delete one (204; 409 naming the streams whose grant uses it) |
 //!
 //! An upload is checked against the tenant's `max_component_mb` from its
 //! `Content-Length` before any of it is read, and again while it is read; then it is
@@ -93,6 +99,15 @@ impl From<HostingError> for ApiError {
             HostingError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             HostingError::Rejected(crate::runtime::LoadError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+            }
+            HostingError::Rejected(crate::runtime::LoadError::CompileBusy { .. }) => {
+                (StatusCode::TOO_MANY_REQUESTS, "upload_in_progress")
+            }
+            HostingError::Rejected(crate::runtime::LoadError::CompilerBusy { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "compiler_busy")
+            }
+            HostingError::Rejected(crate::runtime::LoadError::CompileTimeout { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "compile_timeout")
             }
             HostingError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             HostingError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -203,6 +218,12 @@ pub fn routes(registry: Registry) -> Router {
         .route("/api/streams/{name}/activate", post(activate))
         .route("/api/streams/{name}/rollback", post(rollback))
         .route("/api/streams/{name}/connections", get(connections))
+        .route(
+            "/api/streams/{name}/outbound",
+            put(set_outbound).get(show_outbound).delete(clear_outbound),
+        )
+        .route("/api/secrets", get(list_secrets))
+        .route("/api/secrets/{name}", put(set_secret).delete(delete_secret))
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .with_state(registry)
 }
@@ -241,6 +262,7 @@ async fn detail(registry: &Registry, live: &LiveStream) -> JsonResult {
     v["versions"] = json!(registry.versions(live).await?);
     v["spec"] = json!(live.stream().map(|s| s.spec()));
     v["ice"] = json!(live.ice().as_ref().map(StreamIce::redacted));
+    v["outbound"] = outbound_view(live);
     Ok(axum::Json(v))
 }
 
@@ -465,4 +487,101 @@ async fn connections(stream: TenantStream) -> JsonResult {
         "by_version": counts,
         "connections": list,
     })))
+}
+
+/// A stream's outbound grant as the API shows it (`null`: none), with `error` when the
+/// stored one could not be applied at start-up.
+fn outbound_view(live: &LiveStream) -> Value {
+    let Some(entry) = live.outbound() else {
+        return Value::Null;
+    };
+    let mut v = json!(entry);
+    if let Some(why) = live.outbound_error() {
+        v["error"] = json!(why);
+    }
+    v
+}
+
+async fn set_outbound(stream: TenantStream, body: Bytes) -> JsonResult {
+    let live = stream.live()?;
+    let entry = serde_json::from_value(Value::Object(json_object(&body)?))
+        .map_err(|e| ApiError::invalid(format!("bad outbound grant: {e}")))?;
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.set_outbound(tenant, name, Some(entry)).await?;
+    Ok(axum::Json(
+        json!({"name": name, "outbound": outbound_view(&live)}),
+    ))
+}
+
+async fn show_outbound(stream: TenantStream) -> JsonResult {
+    let live = stream.live()?;
+    Ok(axum::Json(
+        json!({"name": stream.name, "outbound": outbound_view(&live)}),
+    ))
+}
+
+async fn clear_outbound(stream: TenantStream) -> JsonResult {
+    stream.live()?;
+    let (registry, tenant, name) = (&stream.registry, &stream.tenant, &stream.name);
+    registry.set_outbound(tenant, name, None).await?;
+    Ok(axum::Json(json!({"name": name, "outbound": null})))
+}
+
+async fn list_secrets(State(registry): State<Registry>, Authed(tenant): Authed) -> JsonResult {
+    let secrets: Vec<Value> = registry
+        .secrets(&tenant)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let used_by = registry.secret_users(&tenant, &s.name);
+            json!({"name": s.name, "updated_at": s.updated_at, "used_by": used_by})
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "max_secrets": tenant.config.max_secrets,
+        "max_secret_bytes": tenant.config.max_secret_bytes,
+        "secrets": secrets,
+    })))
+}
+
+/// `PUT /api/secrets/{name}` with `{"value": "…"}`: the value is never answered.
+async fn set_secret(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> CreatedResult {
+    let mut map = json_object(&body)?;
+    let value = match map.remove("value") {
+        Some(Value::String(v)) => v,
+        _ => {
+            return Err(ApiError::invalid(
+                "the body must be {\"value\": \"...\"} with the secret as a string",
+            ));
+        }
+    };
+    if let Some(other) = map.keys().next() {
+        return Err(ApiError::invalid(format!(
+            "unknown field `{other}`: the body is {{\"value\": \"...\"}}"
+        )));
+    }
+    let created = registry.set_secret(&tenant, &name, value).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(json!({"name": name, "created": created})),
+    ))
+}
+
+async fn delete_secret(
+    State(registry): State<Registry>,
+    Authed(tenant): Authed,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    registry.delete_secret(&tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -25,8 +25,10 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::ice::StreamIce;
+use super::outbound::StreamGrant;
 use super::store::{ComponentStore, StoreError, StreamLimits, VersionRecord};
 use super::tenants::{Tenant, Tenants, TokenHash};
+use crate::runtime::outbound::OutboundPolicy;
 use crate::runtime::{HandlerComponent, InstanceLimits, LoadError, Runtime, StatsSnapshot};
 use crate::transport::IceServers;
 use crate::{Stream, StreamConfig, Transport};
@@ -92,6 +94,8 @@ pub struct LiveStream {
     limits: RwLock<StreamLimits>,
     /// The tenant's own ICE servers for this stream, as set and as built.
     ice: RwLock<Option<(StreamIce, Arc<IceServers>)>>,
+    /// Its outbound grant, if the tenant set one ([`super::outbound`]).
+    pub(super) outbound: RwLock<Option<StreamGrant>>,
     /// `None` until a version is active.
     served: RwLock<Option<Served>>,
     /// Versions loaded in this process that may still have connections (the active
@@ -104,11 +108,11 @@ pub struct LiveStream {
     error: RwLock<Option<String>>,
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+pub(super) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -202,16 +206,18 @@ impl LiveStream {
 /// The hosted streams of every tenant.
 #[derive(Clone)]
 pub struct Registry {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     runtime: Runtime,
     transport: Transport,
     tenants: Tenants,
     store: Arc<dyn ComponentStore>,
     live: RwLock<HashMap<(String, String), Arc<LiveStream>>>,
-    admin: tokio::sync::Mutex<()>,
+    pub(super) admin: tokio::sync::Mutex<()>,
+    /// The operator's bounds on tenants' streams' outbound requests.
+    pub(super) outbound_policy: OutboundPolicy,
     /// (tenant, "accepted" | "rejected") → uploads.
     uploads: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// The token `/metrics` asks for, if any.
@@ -293,6 +299,25 @@ impl Registry {
         tenants: Tenants,
         store: Arc<dyn ComponentStore>,
     ) -> Result<Self, StoreError> {
+        Self::open_with_outbound(
+            runtime,
+            transport,
+            tenants,
+            store,
+            OutboundPolicy::default(),
+        )
+        .await
+    }
+
+    /// [`Registry::open`], holding the tenants' streams' outbound requests to the
+    /// operator's `outbound_policy` (the `[outbound]` table: `allow_networks`, timeouts, caps).
+    pub async fn open_with_outbound(
+        runtime: Runtime,
+        transport: Transport,
+        tenants: Tenants,
+        store: Arc<dyn ComponentStore>,
+        outbound_policy: OutboundPolicy,
+    ) -> Result<Self, StoreError> {
         let registry = Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -303,6 +328,7 @@ impl Registry {
                 admin: tokio::sync::Mutex::new(()),
                 uploads: Mutex::default(),
                 metrics_token: std::sync::OnceLock::new(),
+                outbound_policy,
             }),
         };
         let tenants: Vec<_> = registry.inner.tenants.iter().cloned().collect();
@@ -340,6 +366,9 @@ impl Registry {
                         *write(&live.error) = Some(format!("ice: {e}"));
                     }
                 }
+            }
+            if let Some(grant) = record.outbound {
+                registry.restore_outbound(&live, grant).await?;
             }
             if let Some(version) = record.active_version {
                 match registry.load_version(&live, version).await {
@@ -385,7 +414,7 @@ impl Registry {
     }
 
     /// Run a store operation on the stream `name` of `tenant` on a blocking thread.
-    async fn on_stream<R: Send + 'static>(
+    pub(super) async fn on_stream<R: Send + 'static>(
         &self,
         tenant: &str,
         name: &str,
@@ -442,6 +471,7 @@ impl Registry {
             name: name.to_string(),
             limits: RwLock::new(limits),
             ice: RwLock::new(None),
+            outbound: RwLock::new(None),
             served: RwLock::new(None),
             loaded: Mutex::default(),
             retired: Mutex::default(),
@@ -461,7 +491,7 @@ impl Registry {
     }
 
     /// Take the admin lock, then find the tenant's stream.
-    async fn locked(
+    pub(super) async fn locked(
         &self,
         tenant: &Tenant,
         name: &str,
@@ -476,8 +506,10 @@ impl Registry {
         live: &LiveStream,
         version: u64,
     ) -> Result<HandlerComponent, HostingError> {
-        if let Some(c) = lock(&live.loaded).get(&version) {
-            return Ok(c.clone());
+        let cached = lock(&live.loaded).get(&version).cloned();
+        if let Some(c) = cached {
+            live.require_grant(&c)?;
+            return Ok(c);
         }
         let bytes = self
             .on_stream(live.tenant.name(), &live.name, move |s, tenant, name| {
@@ -492,22 +524,25 @@ impl Registry {
             })
             .await?;
         let full = format!("{}/{}", live.tenant.name(), live.name);
-        // Hosted streams have no outbound grant (only the configuration file grants).
-        Ok(self
+        let component = self
             .inner
             .runtime
-            .load(&full, bytes)
-            .await?
-            .with_outbound(None)?)
+            .load_for_tenant(live.tenant.name(), &full, bytes)
+            .await?;
+        live.require_grant(&component)?;
+        Ok(component)
     }
 
-    /// Serve `component` (with the stream's limits) to new connections as `version`;
-    /// the version it replaces, if one was served.
+    /// Serve `component` (with the stream's limits and outbound grant) to new
+    /// connections as `version`; the version it replaces, if one was served.
     fn serve(&self, live: &LiveStream, version: u64, component: HandlerComponent) -> Option<u64> {
         let replaced = live.active_version();
         let limits = live.limits();
-        let limited =
-            component.with_limits(instance_limits(&live.tenant, &limits, component.limits()));
+        let limited = live.granted(&component).with_limits(instance_limits(
+            &live.tenant,
+            &limits,
+            component.limits(),
+        ));
         {
             let mut loaded = lock(&live.loaded);
             loaded.insert(version, component);
@@ -626,9 +661,8 @@ impl Registry {
             let component = self
                 .inner
                 .runtime
-                .load(&full, bytes.clone())
-                .await?
-                .with_outbound(None)?;
+                .load_for_tenant(tenant.name(), &full, bytes.clone())
+                .await?;
 
             // The stream may have been deleted (or re-created) while the upload was checked.
             let (_admin, current) = self.locked(tenant, name).await?;
@@ -637,6 +671,7 @@ impl Registry {
                     "stream `{name}` was re-created during the upload"
                 )));
             }
+            live.require_grant(&component)?;
             let size = bytes.len() as u64;
             let record = self
                 .on_stream(tenant.name(), name, move |s, t, n| {
@@ -749,12 +784,39 @@ impl Registry {
                 .set_limit(limits.concurrency_limit);
             let base = lock(&live.loaded).get(&served.version).cloned();
             if let Some(base) = base {
-                let limited =
-                    base.with_limits(instance_limits(&live.tenant, &limits, base.limits()));
+                let limited = live.granted(&base).with_limits(instance_limits(
+                    &live.tenant,
+                    &limits,
+                    base.limits(),
+                ));
                 served.stream.replace_component(limited);
             }
         }
         Ok(())
+    }
+
+    /// Hand new connections of `live` its active version again, rebuilt with its
+    /// current limits and outbound grant (open connections keep theirs).
+    pub(super) fn refresh_served(&self, live: &LiveStream) {
+        let Some(served) = read(&live.served).clone() else {
+            return;
+        };
+        let base = lock(&live.loaded).get(&served.version).cloned();
+        if let Some(base) = base {
+            let limits = live.limits();
+            let limited = live.granted(&base).with_limits(instance_limits(
+                &live.tenant,
+                &limits,
+                base.limits(),
+            ));
+            served.stream.replace_component(limited);
+        }
+    }
+
+    /// The component new connections of `live` get now, if a version is served.
+    pub(super) fn served_component(&self, live: &LiveStream) -> Option<HandlerComponent> {
+        let version = live.active_version()?;
+        lock(&live.loaded).get(&version).cloned()
     }
 
     /// Set (or with `None` clear) the stream's own STUN and TURN servers; its clients

@@ -8,6 +8,11 @@
 //! version row is written only once its file is durable, and the active pointer moves
 //! in the same transaction as the activation history: a crash at any point leaves the
 //! last committed version active and no half-written one visible.
+//!
+//! The database also holds what tenants keep secret: their secrets (`PUT
+//! /api/secrets/{name}`) and their streams' shared TURN secrets, in plain text. The
+//! database file and its `-wal` and `-shm` companions are therefore kept mode 0600
+//! (owner only), set when the store is opened, also on a database created before.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::ice::StreamIce;
 use super::tenants::{TenantConfig, hex};
+use crate::config::OutboundEntry;
 
 /// Limits a tenant sets on one of its streams (`None` = the tenant's quota, or
 /// unlimited for `concurrency_limit` and `time_limit` within the tenant's quota).
@@ -51,6 +57,8 @@ pub struct StreamRecord {
     pub limits: StreamLimits,
     /// Its own STUN and TURN servers, if the tenant set them.
     pub ice: Option<StreamIce>,
+    /// Its outbound grant, if the tenant set one (kept with the stream, not a version).
+    pub outbound: Option<OutboundEntry>,
     /// The version new connections get; `None` before the first upload.
     pub active_version: Option<u64>,
     /// Unix seconds.
@@ -68,6 +76,15 @@ pub struct VersionRecord {
     pub size: u64,
     /// Unix seconds.
     pub created_at: u64,
+}
+
+/// One of a tenant's secrets as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretRecord {
+    /// The name grants use as `{{secret.NAME}}`.
+    pub name: String,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
 }
 
 /// Why a store operation failed.
@@ -138,6 +155,21 @@ pub trait ComponentStore: Send + Sync + 'static {
     -> Result<(), StoreError>;
     /// Replace a stream's own ICE servers (`None`: the tenant's and host's again).
     fn set_ice(&self, tenant: &str, name: &str, ice: Option<&StreamIce>) -> Result<(), StoreError>;
+    /// Replace a stream's outbound grant (`None`: it has none).
+    fn set_outbound(
+        &self,
+        tenant: &str,
+        name: &str,
+        grant: Option<&OutboundEntry>,
+    ) -> Result<(), StoreError>;
+    /// A tenant's secrets, by name, without their values.
+    fn secret_names(&self, tenant: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// A tenant's secrets with their values, by name (for the host's own use only).
+    fn secret_values(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Set a tenant's secret; whether it is new.
+    fn put_secret(&self, tenant: &str, name: &str, value: &str) -> Result<bool, StoreError>;
+    /// Delete a tenant's secret; `NotFound` if there is none.
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<(), StoreError>;
     /// Remove temporary files and component files no version refers to; how many.
     fn collect_garbage(&self) -> Result<usize, StoreError>;
 }
@@ -186,7 +218,53 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // Tenants' own STUN and TURN servers per stream (`tenancy::ice`), as JSON.
     M::up("ALTER TABLE streams ADD COLUMN ice TEXT;"),
+    // Tenants' outbound grants per stream (`tenancy::outbound`), as JSON in the shape
+    // of a `[stream.outbound]` table, and tenants' secrets (`tenancy::secrets`).
+    M::up(
+        "ALTER TABLE streams ADD COLUMN outbound TEXT;
+        CREATE TABLE IF NOT EXISTS secrets (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, name)
+        );",
+    ),
 ];
+
+/// The database's file name in the data directory.
+const DB_FILE: &str = "wasmrtc.sqlite3";
+
+/// Make the database file (created empty if absent) and its `-wal` and `-shm`
+/// companions readable and writable by the owner only. SQLite creates the
+/// companions with the database file's mode.
+#[cfg(unix)]
+fn owner_only(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)?;
+    let mut files = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for file in files {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_db: &Path) -> std::io::Result<()> {
+    Ok(())
+}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -213,16 +291,18 @@ fn not_found(tenant: &str, name: &str) -> StoreError {
 }
 
 /// The columns [`stream_row`] reads, in its order.
-const STREAM_COLUMNS: &str = "tenant, name, limits, active_version, created_at, ice";
+const STREAM_COLUMNS: &str = "tenant, name, limits, active_version, created_at, ice, outbound";
 
 fn stream_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StreamRecord> {
     let limits: String = row.get(2)?;
     let ice: Option<String> = row.get(5)?;
+    let outbound: Option<String> = row.get(6)?;
     Ok(StreamRecord {
         tenant: row.get(0)?,
         name: row.get(1)?,
         limits: serde_json::from_str(&limits).unwrap_or_default(),
         ice: ice.and_then(|j| serde_json::from_str(&j).ok()),
+        outbound: outbound.and_then(|j| serde_json::from_str(&j).ok()),
         active_version: row.get::<_, Option<i64>>(3)?.map(|v| v as u64),
         created_at: row.get::<_, i64>(4)? as u64,
     })
@@ -234,7 +314,9 @@ impl SqliteStore {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(dir.join("components"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
-        let mut db = Connection::open(dir.join("wasmrtc.sqlite3"))?;
+        let path = dir.join(DB_FILE);
+        owner_only(&path)?;
+        let mut db = Connection::open(&path)?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
@@ -454,6 +536,7 @@ impl ComponentStore for SqliteStore {
             name: name.to_string(),
             limits: limits.clone(),
             ice: None,
+            outbound: None,
             active_version: None,
             created_at: now(),
         };
@@ -630,6 +713,73 @@ impl ComponentStore for SqliteStore {
         })
     }
 
+    fn set_outbound(
+        &self,
+        tenant: &str,
+        name: &str,
+        grant: Option<&OutboundEntry>,
+    ) -> Result<(), StoreError> {
+        let json = grant.map(|g| serde_json::to_string(g).unwrap_or_else(|_| "{}".into()));
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE streams SET outbound = ?3 WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name, json],
+            )?;
+            changed_stream(n, tenant, name)
+        })
+    }
+
+    fn secret_names(&self, tenant: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        let db = self.db();
+        let mut q =
+            db.prepare("SELECT name, updated_at FROM secrets WHERE tenant = ?1 ORDER BY name")?;
+        let rows = q.query_map(params![tenant], |r| {
+            Ok(SecretRecord {
+                name: r.get(0)?,
+                updated_at: r.get::<_, i64>(1)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn secret_values(&self, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let db = self.db();
+        let mut q =
+            db.prepare("SELECT name, value FROM secrets WHERE tenant = ?1 ORDER BY name")?;
+        let rows = q.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_secret(&self, tenant: &str, name: &str, value: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let existed = has_row(
+                tx,
+                "SELECT 1 FROM secrets WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )?;
+            tx.execute(
+                "INSERT INTO secrets (tenant, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, name) DO UPDATE
+                 SET value = excluded.value, updated_at = excluded.updated_at",
+                params![tenant, name, value, now() as i64],
+            )?;
+            Ok(!existed)
+        })
+    }
+
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM secrets WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no secret `{name}`")));
+            }
+            Ok(())
+        })
+    }
+
     fn collect_garbage(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in std::fs::read_dir(self.dir.join("tmp"))? {
@@ -769,6 +919,86 @@ mod tests {
         assert!(store.streams(None).unwrap().is_empty());
         assert_eq!(store.collect_garbage().unwrap(), 2);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn grants_and_secrets_are_kept_in_an_owner_only_database() {
+        let dir = temp_dir("secrets");
+        {
+            // A database written before: readable by everyone.
+            let db = Connection::open(dir.join(DB_FILE)).unwrap();
+            db.execute_batch("CREATE TABLE IF NOT EXISTS t (x);")
+                .unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+                    .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&dir).unwrap();
+        store
+            .create_stream("a", "agent", &StreamLimits::default())
+            .unwrap();
+        let grant: OutboundEntry = serde_json::from_value(serde_json::json!({
+            "allowed_hosts": ["https://api.groq.com",
+                {"url": "https://api.openai.com", "headers": {"authorization": "Bearer {{secret.openai}}"}}],
+            "variables": {"MODEL": "m"},
+        }))
+        .unwrap();
+        store.set_outbound("a", "agent", Some(&grant)).unwrap();
+        assert!(store.put_secret("a", "openai", "sk-1").unwrap());
+        assert!(!store.put_secret("a", "openai", "sk-2").unwrap());
+        assert!(store.put_secret("b", "openai", "sk-b").unwrap());
+        assert_eq!(
+            store.secret_values("a").unwrap(),
+            vec![("openai".to_string(), "sk-2".to_string())]
+        );
+        assert_eq!(store.secret_names("a").unwrap()[0].name, "openai");
+        assert!(matches!(
+            store.set_outbound("a", "missing", None),
+            Err(StoreError::NotFound(_))
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for file in [DB_FILE, "wasmrtc.sqlite3-wal", "wasmrtc.sqlite3-shm"] {
+                let mode = std::fs::metadata(dir.join(file))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{file} has mode {mode:o}");
+            }
+        }
+        drop(store);
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(
+            store.stream("a", "agent").unwrap().unwrap().outbound,
+            Some(grant)
+        );
+        store.delete_secret("a", "openai").unwrap();
+        assert!(matches!(
+            store.delete_secret("a", "openai"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.secret_values("b").unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_new_database_is_owner_only() {
+        let dir = temp_dir("mode");
+        let _store = SqliteStore::open(&dir).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(DB_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

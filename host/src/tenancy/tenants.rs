@@ -11,6 +11,11 @@
 //! memory_mb = 64                     # per instance (one instance per connection)
 //! cpu_ms_per_call = 20               # CPU budget of one handler call
 //! max_component_mb = 16              # largest upload
+//! # what the tenant's own outbound grants may name (PUT /api/streams/{s}/outbound)
+//! outbound_ceiling = ["https://api.openai.com", "https://*.groq.com:443"]
+//! max_secrets = 32                   # secrets the tenant may hold (PUT /api/secrets/{name})
+//! max_secret_bytes = 4096            # longest secret value
+//! max_outbound_in_flight = 64        # outbound requests at once across its streams
 //! ```
 //!
 //! Only the SHA-256 of a token is configured; a request's `Authorization: Bearer`
@@ -23,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::runtime::outbound::{HostPattern, MAX_GRANT_ENTRIES, MAX_GRANT_VALUE};
 use crate::session::Admission;
 use crate::transport::IceServers;
 
@@ -54,6 +60,20 @@ pub struct TenantConfig {
     /// host's `[ice]` (`[tenant.ice]`; a shared TURN secret names a host `[secrets]` entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice: Option<crate::config::IceEntry>,
+    /// The hosts the tenant's own outbound grants may name or fall under, as grant
+    /// patterns (`https://api.openai.com`, `https://*.groq.com:443`). Empty (the
+    /// default): the tenant may grant nothing.
+    #[serde(default)]
+    pub outbound_ceiling: Vec<String>,
+    /// Secrets the tenant may hold.
+    #[serde(default = "defaults::max_secrets")]
+    pub max_secrets: usize,
+    /// Longest secret value, in bytes (at most 4096).
+    #[serde(default = "defaults::max_secret_bytes")]
+    pub max_secret_bytes: usize,
+    /// Outbound requests in flight at once across all the tenant's streams.
+    #[serde(default = "defaults::max_outbound_in_flight")]
+    pub max_outbound_in_flight: usize,
 }
 
 /// The quotas of a tenant that declares none.
@@ -78,6 +98,18 @@ pub mod defaults {
     pub fn max_component_mb() -> u64 {
         16
     }
+    /// Secrets per tenant.
+    pub fn max_secrets() -> usize {
+        32
+    }
+    /// Bytes per secret value.
+    pub fn max_secret_bytes() -> usize {
+        4096
+    }
+    /// Outbound requests in flight across the tenant's streams.
+    pub fn max_outbound_in_flight() -> usize {
+        64
+    }
 }
 
 impl TenantConfig {
@@ -92,6 +124,10 @@ impl TenantConfig {
             cpu_ms_per_call: defaults::cpu_ms_per_call(),
             max_component_mb: defaults::max_component_mb(),
             ice: None,
+            outbound_ceiling: Vec::new(),
+            max_secrets: defaults::max_secrets(),
+            max_secret_bytes: defaults::max_secret_bytes(),
+            max_outbound_in_flight: defaults::max_outbound_in_flight(),
         }
     }
 
@@ -134,7 +170,37 @@ impl TenantConfig {
                 return Err(format!("tenant `{}`: {key} must be at least 1", self.name));
             }
         }
+        if self.max_outbound_in_flight == 0 {
+            return Err(format!(
+                "tenant `{}`: max_outbound_in_flight must be at least 1 (an empty outbound_ceiling grants nothing)",
+                self.name
+            ));
+        }
+        if !(1..=MAX_GRANT_VALUE).contains(&self.max_secret_bytes) {
+            return Err(format!(
+                "tenant `{}`: max_secret_bytes must be 1 to {MAX_GRANT_VALUE}",
+                self.name
+            ));
+        }
+        self.ceiling()?;
         Ok(())
+    }
+
+    /// The parsed `outbound_ceiling`, or what is wrong with an entry.
+    pub fn ceiling(&self) -> Result<Vec<HostPattern>, String> {
+        if self.outbound_ceiling.len() > MAX_GRANT_ENTRIES {
+            return Err(format!(
+                "tenant `{}`: outbound_ceiling has more than {MAX_GRANT_ENTRIES} entries",
+                self.name
+            ));
+        }
+        self.outbound_ceiling
+            .iter()
+            .map(|p| {
+                HostPattern::parse(p)
+                    .map_err(|e| format!("tenant `{}`: outbound_ceiling: {e}", self.name))
+            })
+            .collect()
     }
 }
 
@@ -204,6 +270,10 @@ pub struct Tenant {
     pub admission: Admission,
     /// The tenant's ICE servers, when its entry sets them ([`Tenants::set_ice`]).
     pub ice: Option<Arc<IceServers>>,
+    /// `outbound_ceiling`, parsed.
+    pub outbound_ceiling: Vec<HostPattern>,
+    /// Shared by all the tenant's streams: `max_outbound_in_flight` requests across them.
+    pub outbound_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Tenant {
@@ -238,6 +308,10 @@ impl Tenants {
             let tenant = Tenant {
                 admission: Admission::new(Some(config.max_connections)),
                 ice: None,
+                outbound_ceiling: config.ceiling()?,
+                outbound_in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_outbound_in_flight,
+                )),
                 hash,
                 config,
             };
@@ -329,5 +403,37 @@ mod tests {
             TenantConfig::new("a", "y"),
         ]);
         assert!(twice.unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn the_outbound_ceiling_and_secret_bounds_are_checked() {
+        let mut t = TenantConfig::new("a", "x");
+        assert!(t.ceiling().unwrap().is_empty(), "nothing by default");
+        t.outbound_ceiling = vec![
+            "https://api.openai.com".into(),
+            "https://*.groq.com:443".into(),
+        ];
+        assert_eq!(t.ceiling().unwrap().len(), 2);
+        t.outbound_ceiling.push("ftp://files.example.com".into());
+        let e = t.check().unwrap_err();
+        assert!(
+            e.contains("ftp://files.example.com") && e.contains("outbound_ceiling"),
+            "{e}"
+        );
+        t.outbound_ceiling.pop();
+        t.max_secret_bytes = 4097;
+        assert!(t.check().unwrap_err().contains("max_secret_bytes"));
+        t.max_secret_bytes = 4096;
+        t.max_outbound_in_flight = 0;
+        assert!(t.check().unwrap_err().contains("max_outbound_in_flight"));
+        t.max_outbound_in_flight = 2;
+        let toml = "name = \"a\"\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\noutbound_ceiling = [\"http://127.0.0.1:*\"]\nmax_outbound_in_flight = 2\n";
+        let parsed: TenantConfig = toml::from_str(toml).unwrap();
+        assert_eq!(parsed.max_secrets, 32);
+        assert_eq!(parsed.max_secret_bytes, 4096);
+        let tenants = Tenants::new(vec![parsed]).unwrap();
+        let a = tenants.get("a").unwrap();
+        assert_eq!(a.outbound_ceiling.len(), 1);
+        assert_eq!(a.outbound_in_flight.available_permits(), 2);
     }
 }

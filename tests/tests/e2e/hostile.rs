@@ -192,3 +192,143 @@ async fn audio_past_the_output_bounds_is_refused_before_the_host_works_on_it() {
         }
     }
 }
+
+/// `examples-guests/hostile-bulk` set to `mode` (see its doc), with `limits`.
+async fn bulk(mode: f64, limits: InstanceLimits) -> wasmrtc::runtime::HandlerInstance {
+    let bulk = load(guests::HOSTILE_BULK, limits).await;
+    let mut inst = bulk.instantiate(&format!("bulk{mode}")).await.unwrap();
+    inst.set_inputs(&[wasmrtc::runtime::Value::Number(mode)])
+        .await
+        .unwrap();
+    inst
+}
+
+/// A `memory.fill` of 96 MiB (or `memory.copy` of 48 MiB) takes many epoch ticks but
+/// reaches the next tick check only once: the CPU meter charges the time it took, so
+/// the endless loop ends on its CPU budget, far before the wall clock (a meter adding
+/// one tick per check would let it run 500 fills, past the 3 s deadline). A benign
+/// instance keeps answering meanwhile, and the benign mode of the same handler passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_memory_work_is_charged_to_the_cpu_budget_not_left_to_the_wall_clock() {
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_millis(500),
+        wall_per_call: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let echo = test_runtime()
+        .load_file("echo", guests::ECHO)
+        .await
+        .unwrap();
+    let benign = tokio::spawn(async move {
+        let mut inst = echo.instantiate("benign").await.unwrap();
+        for _ in 0..200 {
+            inst.on_audio(&frame()).await.unwrap();
+            inst.next_audio().await.unwrap().expect("echoed");
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut calm = bulk(0.0, limits.clone()).await;
+    calm.on_audio(&frame()).await.expect("mode 0 does nothing");
+    for (mode, what) in [(1.0, "memory.fill"), (2.0, "memory.copy")] {
+        let mut inst = bulk(mode, limits.clone()).await;
+        let err = inst.on_audio(&frame()).await.unwrap_err();
+        assert_eq!(err.cause(), FailureCause::CpuBudget, "{what}: {err}");
+        assert!(err.to_string().contains("CPU budget of 500ms"), "{err}");
+    }
+    benign
+        .await
+        .expect("the benign instance answered every call");
+}
+
+/// `get-random-bytes` past the per-call bound (64 KiB) ends the instance as
+/// `host-call-abuse` before the host makes any; calls within it, made in an endless
+/// loop, end on the CPU budget.
+#[tokio::test]
+async fn random_bytes_are_bounded_per_call_and_charged_to_the_cpu_budget() {
+    let mut inst = bulk(3.0, InstanceLimits::default()).await;
+    let before = rss();
+    let err = inst.on_audio(&frame()).await.unwrap_err();
+    assert_eq!(err.cause(), FailureCause::HostCallAbuse, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("get-random-bytes") && text.contains("33554432") && text.contains("65536"),
+        "{text}"
+    );
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 16 << 20, "host RSS grew by {grown} bytes");
+
+    let limits = InstanceLimits {
+        wall_per_call: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let mut inst = bulk(4.0, limits).await;
+    let err = inst.on_audio(&frame()).await.unwrap_err();
+    assert_eq!(err.cause(), FailureCause::CpuBudget, "{err}");
+}
+
+/// Host resources the guest creates and never drops (pollables here) stop at the
+/// per-instance cap: the instance ends as `host-call-abuse` naming it, and the host's
+/// memory stays bounded. A new instance starts with an empty table.
+#[tokio::test]
+async fn leaked_host_resources_stop_at_the_cap() {
+    let limits = InstanceLimits {
+        cpu_per_call: Duration::from_secs(10),
+        wall_per_call: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let before = rss();
+    for i in 0..3 {
+        let mut inst = bulk(5.0, limits.clone()).await;
+        let err = inst.on_audio(&frame()).await.unwrap_err();
+        assert_eq!(err.cause(), FailureCause::HostCallAbuse, "round {i}: {err}");
+        assert!(
+            err.to_string().contains("more than 10000 host resources"),
+            "{err}"
+        );
+    }
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 64 << 20, "host RSS grew by {grown} bytes");
+}
+
+/// Imports are checked on the component's bytes before anything is compiled: a
+/// component whose core module would not even validate is refused for its import,
+/// by name; an interface the host offers in another version is refused naming the
+/// version it implements; a bare function import is refused too.
+#[tokio::test]
+async fn imports_outside_the_wasi_surface_are_refused_before_compiling() {
+    let cases = [
+        (
+            "wasi:keyvalue/store@0.2.0-draft",
+            "(instance)",
+            "which wasmrtc does not offer",
+        ),
+        (
+            "wasi:sockets/tcp@0.3.0",
+            "(instance)",
+            "this host implements wasi:sockets/tcp@0.2.x",
+        ),
+        ("get-secret", "(func)", "which wasmrtc does not offer"),
+    ];
+    for (import, kind, why) in cases {
+        // The core module returns nothing from a function declared to return an i32:
+        // compiling it would fail on that first.
+        let text =
+            format!(r#"(component (import "{import}" {kind}) (core module (func (result i32))))"#);
+        let bytes = wat::parse_str(&text).unwrap();
+        let err = test_runtime()
+            .load("imports", bytes)
+            .await
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(msg.contains(import) && msg.contains(why), "{import}: {msg}");
+        assert!(
+            matches!(
+                err,
+                wasmrtc::runtime::LoadError::ForbiddenImport(_)
+                    | wasmrtc::runtime::LoadError::ImportVersion { .. }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -181,6 +181,15 @@ async fn attempt(
         .clone()
         .try_acquire_owned()
         .map_err(|_| Error::ConnectionLimitReached)?;
+    let tenantwide = match &access.tenant_in_flight {
+        Some(shared) => Some(
+            shared
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Error::ConnectionLimitReached)?,
+        ),
+        None => None,
+    };
     if !conn.spend(0) {
         return Err(Error::ConnectionLimitReached);
     }
@@ -258,7 +267,7 @@ async fn attempt(
         policy.max_response_body,
         Some(between),
         conn.clone(),
-        vec![own, streamwide],
+        [own, streamwide].into_iter().chain(tenantwide).collect(),
         Some((access.stream.clone(), label.to_string())),
     )
     .boxed_unsync();

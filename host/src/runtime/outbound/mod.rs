@@ -16,7 +16,8 @@
 //!    memory and goes only to the host its rule names.
 //! 5. Timeouts (connect, first byte, between bytes) are the guest's, clamped to the
 //!    operator's; bodies are capped both ways; in-flight requests are capped per
-//!    connection and per stream, bytes per minute per connection.
+//!    connection, per stream and (for a tenant's streams) per tenant, bytes per
+//!    minute per connection.
 //!
 //! Every outcome is counted ([`metrics`]); refusals count as violations, and an
 //! instance past [`OutboundPolicy::max_violations`] is ended with the failure cause
@@ -55,6 +56,8 @@ pub struct Outbound {
     pub(crate) policy: OutboundPolicy,
     pub(crate) secrets: Secrets,
     pub(crate) stream_in_flight: Arc<Semaphore>,
+    /// Shared by every stream of the stream's tenant, if it has one.
+    pub(crate) tenant_in_flight: Option<Arc<Semaphore>>,
 }
 
 /// Why an outbound grant cannot be applied to a stream.
@@ -80,6 +83,29 @@ impl Outbound {
         policy: OutboundPolicy,
         secrets: Secrets,
     ) -> Result<Arc<Self>, OutboundError> {
+        Self::build(stream, grant, policy, secrets, None)
+    }
+
+    /// Like [`Outbound::new`], for a stream of a tenant whose streams share
+    /// `tenant_in_flight`: a request needs one of its permits too, held until its
+    /// response body ends.
+    pub fn within_tenant(
+        stream: &str,
+        grant: OutboundGrant,
+        policy: OutboundPolicy,
+        secrets: Secrets,
+        tenant_in_flight: Arc<Semaphore>,
+    ) -> Result<Arc<Self>, OutboundError> {
+        Self::build(stream, grant, policy, secrets, Some(tenant_in_flight))
+    }
+
+    fn build(
+        stream: &str,
+        grant: OutboundGrant,
+        policy: OutboundPolicy,
+        secrets: Secrets,
+        tenant_in_flight: Option<Arc<Semaphore>>,
+    ) -> Result<Arc<Self>, OutboundError> {
         if let Some(missing) = grant.secrets().find(|s| secrets.get(s).is_none()) {
             return Err(OutboundError::MissingSecret {
                 stream: stream.to_string(),
@@ -93,6 +119,7 @@ impl Outbound {
             policy,
             secrets,
             stream_in_flight,
+            tenant_in_flight,
         }))
     }
 

@@ -1,0 +1,317 @@
+//! The host's bounds on what tenants make it do: compiling their uploads (one at a
+//! time per tenant, within a time limit) and their share of the instance pool (a
+//! full pool or share answers `503 host_full`, which never trips a stream's breaker).
+//!
+//! Each test runs an in-process host with tenants `a` and `b` on 127.0.0.1 and
+//! speaks to it over HTTP and WebRTC, as a tenant's tools and its clients would.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wasmrtc::Transport;
+use wasmrtc::runtime::{Runtime, RuntimeConfig};
+use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants};
+use wasmrtc_tests::guests;
+use wasmrtc_tests::peer::{self, Media, PeerOptions, Rejected, TestPeer};
+
+const TOKEN_A: &str = "token-a";
+const TOKEN_B: &str = "token-b";
+
+/// A host serving tenants `a` and `b` with `config` (the test cache unless it says otherwise).
+struct Host {
+    base: String,
+    dir: PathBuf,
+    runtime: Runtime,
+    _registry: Registry,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn test_cache() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasmtime-cache")
+}
+
+async fn host(tag: &str, config: RuntimeConfig) -> Host {
+    let dir = wasmrtc_tests::scratch_dir("uploads", tag);
+    let store = SqliteStore::open(&dir).expect("open the store");
+    let transport =
+        Transport::bind("127.0.0.1:0".parse().unwrap(), None).expect("bind the UDP socket");
+    let runtime = Runtime::new(config).expect("runtime");
+    let mut a = TenantConfig::new("a", TOKEN_A);
+    a.max_connections = 100;
+    let mut b = TenantConfig::new("b", TOKEN_B);
+    b.max_connections = 100;
+    let registry = Registry::open(
+        runtime.clone(),
+        transport,
+        Tenants::new(vec![a, b]).unwrap(),
+        Arc::new(store),
+    )
+    .await
+    .expect("open the registry");
+    let (addr, _server) = peer::serve_router(registry.router(&[])).await;
+    Host {
+        base: format!("http://{addr}"),
+        dir,
+        runtime,
+        _registry: registry,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// (status, JSON reply) of an admin call.
+async fn admin(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let reply = req.send().await.unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+async fn upload(base: &str, token: &str, stream: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let reply = http()
+        .post(format!("{base}/api/streams/{stream}/versions"))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+async fn create(base: &str, token: &str, stream: &str) {
+    let (status, reply) = admin(
+        base,
+        token,
+        "POST",
+        "/api/streams",
+        Some(json!({"name": stream})),
+    )
+    .await;
+    assert_eq!(status, 201, "create {stream}: {reply}");
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A WebRTC client of `url`, or the host's refusal.
+async fn offer(url: &str) -> Result<TestPeer, Rejected> {
+    let options = PeerOptions {
+        connect_timeout: Duration::from_secs(20),
+        ..PeerOptions::new(Media::SendRecv, Media::None)
+    };
+    match TestPeer::connect(url, options).await {
+        Ok(p) => Ok(p),
+        Err(e) => Err(e
+            .downcast::<Rejected>()
+            .unwrap_or_else(|e| panic!("{url}: not a refusal: {e:#}"))),
+    }
+}
+
+/// `meta.error` of a refusal.
+fn code(r: &Rejected) -> &str {
+    r.body
+        .pointer("/meta/error")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Offers until one connects (instances of closed connections come back once the
+/// host has noticed), at most 30 tries.
+async fn offer_until_connected(url: &str) -> TestPeer {
+    for _ in 0..30 {
+        match offer(url).await {
+            Ok(p) => return p,
+            Err(r) => {
+                assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    panic!("{url}: no instance came back");
+}
+
+/// A pool of 4 instances, 2 per tenant: a tenant's clients past its share, and any
+/// client once the pool is full (here held by another tenant and the host's own
+/// stream), are answered `503 host_full`, however many times; the stream's breaker
+/// (5 failures open it) never opens, so each stream serves as soon as room is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_or_share_answers_host_full_and_never_trips_the_breaker() {
+    let host = host(
+        "pool",
+        RuntimeConfig {
+            max_instances: 4,
+            tenant_pool_percent: 50,
+            cache_dir: Some(test_cache()),
+            ..RuntimeConfig::default()
+        },
+    )
+    .await;
+    let base = &host.base;
+    for token in [TOKEN_A, TOKEN_B] {
+        create(base, token, "echo").await;
+        let (status, reply) = upload(base, token, "echo", read(guests::ECHO)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let (a, b) = (format!("{base}/t/a/echo"), format!("{base}/t/b/echo"));
+
+    // Tenant a's clients: two connect, the rest find its share taken.
+    let mut a_peers = vec![offer(&a).await.unwrap(), offer(&a).await.unwrap()];
+    for _ in 0..8 {
+        let r = offer(&a).await.err().expect("past a's share");
+        assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
+        let message = r
+            .body
+            .pointer("/meta/message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        assert!(message.contains("tenant `a`"), "{message}");
+    }
+    // Tenant b still gets its share.
+    let b_peer = offer(&b).await.expect("b has its own share");
+
+    // a's clients leave; the host's own stream and b fill the pool.
+    for p in &mut a_peers {
+        p.close().await;
+    }
+    drop(a_peers);
+    let a_peer = offer_until_connected(&a).await;
+    let operator = host
+        .runtime
+        .load("operator", read(guests::ECHO))
+        .await
+        .unwrap();
+    let held = [
+        operator
+            .instantiate("operator-1")
+            .await
+            .expect("room for the host's stream"),
+        operator
+            .instantiate("operator-2")
+            .await
+            .expect("room for the host's stream"),
+    ];
+    for _ in 0..8 {
+        let r = offer(&b).await.err().expect("the pool is full");
+        assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
+        let message = r
+            .body
+            .pointer("/meta/message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        assert!(message.contains("all 4 instances"), "{message}");
+    }
+    drop(held);
+    let b_second = offer(&b)
+        .await
+        .expect("b serves again: its breaker is closed");
+    assert!(b_second.wait_channel_open(Duration::from_secs(20)).await);
+    drop((a_peer, b_peer, b_second));
+}
+
+/// A tenant's uploads while one of its own compiles are answered `429
+/// upload_in_progress` at once (that one still lands); another tenant compiles
+/// meanwhile. An upload compiling past the limit is answered `422 compile_timeout`
+/// and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_compile_one_at_a_time_per_tenant_within_a_time_limit() {
+    // No code cache: the JavaScript handler (12 MB, SpiderMonkey inside) takes seconds
+    // to compile, the Rust echo a fraction of that.
+    let js = read(&crate::languages::built("js-gain"));
+    let busy = host(
+        "compile",
+        RuntimeConfig {
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        },
+    )
+    .await;
+    let base = busy.base.clone();
+    for (token, stream) in [(TOKEN_A, "one"), (TOKEN_A, "two"), (TOKEN_B, "other")] {
+        create(&base, token, stream).await;
+    }
+    // Three uploads of a at once: one compiles, the others are refused meanwhile.
+    let uploads: Vec<_> = ["one", "one", "two"]
+        .into_iter()
+        .map(|stream| {
+            let (base, js) = (base.clone(), js.clone());
+            tokio::spawn(async move { upload(&base, TOKEN_A, stream, js).await })
+        })
+        .collect();
+    let (status, reply) = upload(&base, TOKEN_B, "other", read(guests::ECHO)).await;
+    assert_eq!(status, 201, "b compiles while a does: {reply}");
+    let mut landed = 0;
+    let mut refused = Vec::new();
+    for u in uploads {
+        match u.await.unwrap() {
+            (201, _) => landed += 1,
+            (429, reply) => refused.push(reply),
+            (status, reply) => panic!("{status}: {reply}"),
+        }
+    }
+    assert!(landed >= 1, "no upload of a landed");
+    assert!(
+        !refused.is_empty(),
+        "no upload of a was refused while another compiled"
+    );
+    for reply in &refused {
+        assert_eq!(reply["error"], "upload_in_progress", "{reply}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("tenant `a`"),
+            "{reply}"
+        );
+    }
+
+    // A host whose limit the JavaScript handler's compilation overruns.
+    let strict = host(
+        "timeout",
+        RuntimeConfig {
+            cache_dir: None,
+            compile_timeout: Duration::from_millis(300),
+            ..RuntimeConfig::default()
+        },
+    )
+    .await;
+    create(&strict.base, TOKEN_A, "slow").await;
+    let (status, reply) = upload(&strict.base, TOKEN_A, "slow", js).await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"], "compile_timeout", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap_or("").contains("300ms"),
+        "{reply}"
+    );
+    let (status, versions) = admin(&strict.base, TOKEN_A, "GET", "/api/streams/slow", None).await;
+    assert_eq!(status, 200, "{versions}");
+    assert!(
+        versions["active_version"].is_null(),
+        "nothing was stored: {versions}"
+    );
+}
