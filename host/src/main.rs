@@ -172,7 +172,21 @@ const DRAIN_BOUND: Duration = Duration::from_secs(4);
 /// How long the tokio runtime, dropping, waits for tasks that outlived the drain.
 const RUNTIME_GRACE: Duration = Duration::from_millis(300);
 
+/// Turn off backtrace capture in library errors unless RUST_LIB_BACKTRACE asks.
+#[allow(unsafe_code)]
+fn no_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 fn main() -> ExitCode {
+    // Errors a guest causes (a refused request, a cut body) are `anyhow` errors the
+    // guest may format; with RUST_BACKTRACE set each would capture and symbolize a
+    // backtrace on the host's CPU. Panics keep theirs (RUST_BACKTRACE); library
+    // errors carry none unless the operator asks with RUST_LIB_BACKTRACE.
+    no_library_backtraces();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
