@@ -143,10 +143,10 @@ impl Runtime {
         let inner = self.inner.clone();
         // Refused before taking the tenant's turn: nothing to compile.
         let imports = precheck(&inner, &bytes)?;
-        let (component, _) = self
+        let component = self
             .inner
             .gate
-            .run(tenant, move || compile(&inner, &bytes))
+            .run(tenant, move || build(&inner, &bytes))
             .await?;
         let owner = Some(Arc::from(tenant));
         HandlerComponent::link(self.inner.clone(), name, component, imports, owner).await
@@ -177,9 +177,12 @@ const MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 /// Size, format and import checks, then compilation (through the code cache).
 fn compile(inner: &Inner, bytes: &[u8]) -> Result<(Component, Imports), LoadError> {
     let imports = precheck(inner, bytes)?;
-    let component =
-        Component::new(&inner.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-    Ok((component, imports))
+    Ok((build(inner, bytes)?, imports))
+}
+
+/// Compilation alone (through the code cache), of bytes [`precheck`] passed.
+fn build(inner: &Inner, bytes: &[u8]) -> Result<Component, LoadError> {
+    Component::new(&inner.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
 }
 
 /// The checks made on the bytes alone (size, format, imports), before compiling.
