@@ -2,6 +2,7 @@
 //! guests (built from source by `build.rs`), the WebRTC test peer, checks of the
 //! example guests over it, and signal measurements.
 
+pub mod admin;
 pub mod checks;
 pub mod peer;
 pub mod signal;

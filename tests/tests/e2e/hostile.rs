@@ -21,6 +21,26 @@ async fn load(path: &str, limits: InstanceLimits) -> HandlerComponent {
         .with_limits(limits)
 }
 
+/// An echo instance answering `calls` frames in a task of its own, beside a hostile
+/// one: the task returns how many it completed.
+async fn benign_echo(calls: usize) -> tokio::task::JoinHandle<usize> {
+    let echo = test_runtime()
+        .load_file("echo", guests::ECHO)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut inst = echo.instantiate("benign").await.unwrap();
+        let mut done = 0;
+        for _ in 0..calls {
+            inst.on_audio(&frame()).await.unwrap();
+            inst.next_audio().await.unwrap().expect("echoed");
+            done += 1;
+            tokio::task::yield_now().await;
+        }
+        done
+    })
+}
+
 /// Resident set size of this process in bytes.
 fn rss() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -42,22 +62,7 @@ async fn an_infinite_loop_is_stopped_by_its_cpu_budget_while_others_run() {
         ..Default::default()
     };
     let hostile = load(guests::HOSTILE_LOOP, limits).await;
-    let echo = test_runtime()
-        .load_file("echo", guests::ECHO)
-        .await
-        .unwrap();
-
-    let benign = tokio::spawn(async move {
-        let mut inst = echo.instantiate("benign").await.unwrap();
-        let mut done = 0;
-        for _ in 0..500 {
-            inst.on_audio(&frame()).await.unwrap();
-            inst.next_audio().await.unwrap().expect("echoed");
-            done += 1;
-            tokio::task::yield_now().await;
-        }
-        done
-    });
+    let benign = benign_echo(500).await;
     let mut looping = hostile.instantiate("loop").await.unwrap();
     let err = looping.on_audio(&frame()).await.unwrap_err();
     assert_eq!(err.cause(), FailureCause::CpuBudget, "{err}");
@@ -215,18 +220,7 @@ async fn bulk_memory_work_is_charged_to_the_cpu_budget_not_left_to_the_wall_cloc
         wall_per_call: Duration::from_secs(3),
         ..Default::default()
     };
-    let echo = test_runtime()
-        .load_file("echo", guests::ECHO)
-        .await
-        .unwrap();
-    let benign = tokio::spawn(async move {
-        let mut inst = echo.instantiate("benign").await.unwrap();
-        for _ in 0..200 {
-            inst.on_audio(&frame()).await.unwrap();
-            inst.next_audio().await.unwrap().expect("echoed");
-            tokio::task::yield_now().await;
-        }
-    });
+    let benign = benign_echo(200).await;
     let mut calm = bulk(0.0, limits.clone()).await;
     calm.on_audio(&frame()).await.expect("mode 0 does nothing");
     for (mode, what) in [(1.0, "memory.fill"), (2.0, "memory.copy")] {

@@ -18,6 +18,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use wasmrtc::tenancy::token_sha256;
+use wasmrtc_tests::admin;
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
 use wasmrtc_tests::{HostProcess, guests, metrics_text, metrics_until, start_host_with_config};
 
@@ -121,13 +122,6 @@ fn config(dir: &Path, ceiling: &str) -> PathBuf {
     path
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
 /// One admin call as `token`: (status, JSON reply or `Null`, raw text).
 async fn api(
     base: &str,
@@ -136,36 +130,11 @@ async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value, String) {
-    let mut req = http()
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let reply = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = reply.status().as_u16();
-    let text = reply.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
+    admin::call(base, Some(token), method, path, body).await
 }
 
 async fn upload(base: &str, token: &str, stream: &str, path: &str) -> (u16, Value) {
-    let reply = http()
-        .post(format!("{base}/api/streams/{stream}/versions"))
-        .bearer_auth(token)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(path).unwrap())
-        .send()
-        .await
-        .expect("upload");
-    let status = reply.status().as_u16();
-    (status, reply.json().await.unwrap_or(Value::Null))
+    admin::upload(base, token, stream, admin::read(path)).await
 }
 
 /// The grant of the assistant: `service`, its key from `secret`, the model `model`.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmrtc::Transport;
 use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants, TokenHash, token_sha256};
+use wasmrtc_tests::admin::{self, http, read};
 use wasmrtc_tests::peer::{self, Media, PeerOptions, TestPeer};
 use wasmrtc_tests::{HostProcess, guests, test_runtime, wasmrtc_bin};
 
@@ -71,13 +72,6 @@ async fn host(tag: &str) -> Host {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
 /// One admin call: (status, JSON reply or `Null`).
 async fn api(
     base: &str,
@@ -86,23 +80,8 @@ async fn api(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = http().request(method.parse().unwrap(), format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let reply = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = reply.status().as_u16();
-    let bytes = reply.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (status, reply, _) = admin::call(base, token, method, path, body).await;
+    (status, reply)
 }
 
 /// The admin API as one tenant: each call's (status, JSON reply or `Null`).
@@ -168,20 +147,7 @@ impl Tenant<'_> {
 
     /// Upload `bytes` as a new version of `stream`.
     async fn upload(self, stream: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let reply = http()
-            .post(format!("{}/api/streams/{stream}/versions", self.base))
-            .bearer_auth(self.token)
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
-            .await
-            .expect("upload");
-        let status = reply.status().as_u16();
-        let bytes = reply.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        admin::upload(self.base, self.token, stream, bytes).await
     }
 
     /// Create `stream` with `limits` and upload `component` as its version 1.
@@ -192,10 +158,6 @@ impl Tenant<'_> {
         assert_eq!(status, 201, "upload {stream}: {reply}");
         assert_eq!(reply["version"], 1, "{reply}");
     }
-}
-
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 async fn get(url: &str) -> reqwest::Response {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use wasmrtc::Transport;
 use wasmrtc::runtime::{Runtime, RuntimeConfig};
 use wasmrtc::tenancy::{Registry, SqliteStore, TenantConfig, Tenants};
+use wasmrtc_tests::admin::{self, read, upload};
 use wasmrtc_tests::guests;
 use wasmrtc_tests::peer::{self, Media, PeerOptions, Rejected, TestPeer};
 
@@ -64,13 +65,6 @@ async fn host(tag: &str, config: RuntimeConfig) -> Host {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
 /// (status, JSON reply) of an admin call.
 async fn admin(
     base: &str,
@@ -79,28 +73,8 @@ async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = http()
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let reply = req.send().await.unwrap();
-    let status = reply.status().as_u16();
-    (status, reply.json().await.unwrap_or(Value::Null))
-}
-
-async fn upload(base: &str, token: &str, stream: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let reply = http()
-        .post(format!("{base}/api/streams/{stream}/versions"))
-        .bearer_auth(token)
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let status = reply.status().as_u16();
-    (status, reply.json().await.unwrap_or(Value::Null))
+    let (status, reply, _) = admin::call(base, Some(token), method, path, body).await;
+    (status, reply)
 }
 
 async fn create(base: &str, token: &str, stream: &str) {
@@ -113,10 +87,6 @@ async fn create(base: &str, token: &str, stream: &str) {
     )
     .await;
     assert_eq!(status, 201, "create {stream}: {reply}");
-}
-
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// A WebRTC client of `url`, or the host's refusal.
@@ -139,6 +109,23 @@ fn code(r: &Rejected) -> &str {
         .pointer("/meta/error")
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+/// `n` offers to `url`, each refused `503 host_full` with a message naming `naming`.
+async fn refused_host_full(url: &str, n: usize, naming: &str) {
+    for _ in 0..n {
+        let r = offer(url)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url}: connected, expected host_full ({naming})"));
+        assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
+        let message = r
+            .body
+            .pointer("/meta/message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        assert!(message.contains(naming), "{message}");
+    }
 }
 
 /// Offers until one connects (instances of closed connections come back once the
@@ -182,16 +169,7 @@ async fn a_full_pool_or_share_answers_host_full_and_never_trips_the_breaker() {
 
     // Tenant a's clients: two connect, the rest find its share taken.
     let mut a_peers = vec![offer(&a).await.unwrap(), offer(&a).await.unwrap()];
-    for _ in 0..8 {
-        let r = offer(&a).await.err().expect("past a's share");
-        assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
-        let message = r
-            .body
-            .pointer("/meta/message")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        assert!(message.contains("tenant `a`"), "{message}");
-    }
+    refused_host_full(&a, 8, "tenant `a`").await;
     // Tenant b still gets its share.
     let b_peer = offer(&b).await.expect("b has its own share");
 
@@ -216,16 +194,7 @@ async fn a_full_pool_or_share_answers_host_full_and_never_trips_the_breaker() {
             .await
             .expect("room for the host's stream"),
     ];
-    for _ in 0..8 {
-        let r = offer(&b).await.err().expect("the pool is full");
-        assert_eq!((r.status, code(&r)), (503, "host_full"), "{}", r.body);
-        let message = r
-            .body
-            .pointer("/meta/message")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        assert!(message.contains("all 4 instances"), "{message}");
-    }
+    refused_host_full(&b, 8, "all 4 instances").await;
     drop(held);
     let b_second = offer(&b)
         .await
