@@ -82,9 +82,12 @@ pub enum Counter {
     IpRateRefused,
     /// Telephone requests without a valid `X-Twilio-Signature`.
     TwilioSignatureRefused,
+    /// STUN requests from an unknown address naming a live peer whose
+    /// MESSAGE-INTEGRITY did not verify: no route learned (UDP, and ICE-TCP first frames).
+    StunUnverified,
 }
 
-static COUNTS: [AtomicU64; 18] = [const { AtomicU64::new(0) }; 18];
+static COUNTS: [AtomicU64; 19] = [const { AtomicU64::new(0) }; 19];
 
 /// Count one `counter` event.
 pub fn count(counter: Counter) {

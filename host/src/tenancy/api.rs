@@ -45,7 +45,7 @@ use serde_json::{Value, json};
 
 use super::ice::StreamIce;
 use super::registry::{HostingError, LiveStream, Registry};
-use super::store::StreamLimits;
+use super::store::{Added, StreamLimits};
 use super::tenants::Tenant;
 
 /// Largest JSON body of the admin routes.
@@ -342,7 +342,8 @@ async fn upload(
         query.get("activate").map(String::as_str),
         Some("false" | "0")
     );
-    let (record, component) = registry.upload(&tenant, &name, bytes, activate).await?;
+    let (Added { record, removed }, component) =
+        registry.upload(&tenant, &name, bytes, activate).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({
@@ -352,6 +353,7 @@ async fn upload(
             "sha256": record.sha256,
             "size": record.size,
             "active": activate,
+            "removed_versions": removed,
             "spec": component.spec(),
         })),
     ))

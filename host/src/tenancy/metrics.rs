@@ -15,7 +15,7 @@
 //! | `wasmrtc_tenant_admissions_refused_total` | counter | tenant |
 //! | `wasmrtc_uploads_total` | counter | tenant, result (`accepted`, `rejected`) |
 //! | `wasmrtc_frames_dropped_total` | counter | kind (`video`, `audio`, `video_decode`, `video_encode`) |
-//! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`, `ice_tcp`, `ip_connections`, `ip_rate`) |
+//! | `wasmrtc_client_refused_total` | counter | reason (`http_connections`, `candidates`, `video_size`, `ice_tcp`, `ip_connections`, `ip_rate`, `twilio_signature`, `stun_integrity`) |
 //! | `wasmrtc_ice_outcomes_total` | counter | outcome (`host`, `srflx`, `prflx`, `relay`, `timeout`) |
 //! | `wasmrtc_ice_tcp_connections_total` | counter | |
 //! | `wasmrtc_turn_credentials_total` | counter | |
@@ -346,7 +346,7 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
     family(
         "wasmrtc_client_refused_total",
         "counter",
-        "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size), `ice_tcp` (an ICE-TCP connection over the cap, without a STUN first frame for a live peer, or with an oversized frame), `ip_connections` (an address over its open connections), `ip_rate` (an address over its request rate: 429).",
+        "Client input refused at a bound: `http_connections` (the listener's connection cap), `candidates` (a candidate too long, too many, or the early buffer full), `video_size` (a picture over the maximum size), `ice_tcp` (an ICE-TCP connection over the cap, without a STUN first frame for a live peer, or with an oversized frame), `ip_connections` (an address over its open connections), `ip_rate` (an address over its request rate: 429), `twilio_signature` (a telephone request without a valid signature), `stun_integrity` (a STUN request naming a live peer whose MESSAGE-INTEGRITY does not verify: no route learned).",
         counters(
             "reason",
             &[
@@ -357,6 +357,7 @@ pub fn render(registry: Option<&Registry>, statics: &[(String, Stream)]) -> Stri
                 ("ip_connections", Counter::IpConnectionsRefused),
                 ("ip_rate", Counter::IpRateRefused),
                 ("twilio_signature", Counter::TwilioSignatureRefused),
+                ("stun_integrity", Counter::StunUnverified),
             ],
         ),
     );

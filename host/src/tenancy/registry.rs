@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 use super::ice::StreamIce;
 use super::outbound::StreamGrant;
-use super::store::{ComponentStore, StoreError, StreamLimits, VersionRecord};
+use super::store::{Added, ComponentStore, StoreError, StreamLimits, VersionRecord};
 use super::tenants::{Tenant, Tenants, TokenHash};
 use crate::runtime::outbound::OutboundPolicy;
 use crate::runtime::{HandlerComponent, InstanceLimits, LoadError, Runtime, StatsSnapshot};
@@ -72,6 +72,7 @@ impl From<StoreError> for HostingError {
         match e {
             StoreError::NotFound(m) => Self::NotFound(m),
             StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Quota(m) => Self::Quota(m),
             other => Self::Store(other),
         }
     }
@@ -647,7 +648,7 @@ impl Registry {
         name: &str,
         bytes: Vec<u8>,
         activate: bool,
-    ) -> Result<(VersionRecord, HandlerComponent), HostingError> {
+    ) -> Result<(Added, HandlerComponent), HostingError> {
         let r: Result<_, HostingError> = async {
             let live = self.live_or_404(tenant, name)?;
             let limit = tenant.config.max_component_bytes();
@@ -672,21 +673,26 @@ impl Registry {
                 )));
             }
             live.require_grant(&component)?;
-            let size = bytes.len() as u64;
-            let record = self
+            let retention = tenant.config.retention();
+            let added = self
                 .on_stream(tenant.name(), name, move |s, t, n| {
-                    let sha256 = s.put_component(&bytes)?;
-                    s.add_version(t, n, &sha256, size, activate)
+                    s.add_version(t, n, &bytes, activate, retention)
                 })
                 .await?;
-            if activate {
-                self.serve(&live, record.version, component.clone());
+            if !added.removed.is_empty() {
+                tracing::info!(
+                    tenant = %tenant.name(), stream = %name, removed = ?added.removed,
+                    "older versions removed (max_versions = {})", retention.versions_per_stream
+                );
             }
-            Ok((record, component))
+            if activate {
+                self.serve(&live, added.record.version, component.clone());
+            }
+            Ok((added, component))
         }
         .await;
         match &r {
-            Ok((v, _)) => {
+            Ok((Added { record: v, .. }, _)) => {
                 self.count_upload(tenant.name(), "accepted");
                 tracing::info!(
                     tenant = %tenant.name(), stream = %name, version = v.version,

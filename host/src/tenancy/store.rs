@@ -9,6 +9,13 @@
 //! in the same transaction as the activation history: a crash at any point leaves the
 //! last committed version active and no half-written one visible.
 //!
+//! What a tenant stores is bounded by its [`Retention`]: an upload past a stream's
+//! versions removes the oldest ones that are not active, and one that would take the
+//! tenant's components past their bytes is refused. A component file goes as soon as
+//! no version refers to it (a deleted stream's, a removed version's, a refused
+//! upload's): the check and the removal hold the database's lock, as does an
+//! upload's write of its file and its version row, so neither sees the other halfway.
+//!
 //! The database also holds what tenants keep secret: their secrets (`PUT
 //! /api/secrets/{name}`) and their streams' shared TURN secrets, in plain text. The
 //! database file and its `-wal` and `-shm` companions are therefore kept mode 0600
@@ -78,6 +85,29 @@ pub struct VersionRecord {
     pub created_at: u64,
 }
 
+/// How much of a tenant's uploads the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Versions kept per stream (at least 2): an upload past them removes the oldest
+    /// ones other than the active one and itself.
+    pub versions_per_stream: usize,
+    /// Bytes of the distinct components the tenant's versions refer to; an upload
+    /// that would pass them is refused.
+    pub tenant_bytes: u64,
+}
+
+/// Activations remembered per stream (what rollbacks can go back through).
+pub const ACTIVATION_HISTORY: i64 = 100;
+
+/// A version recorded by [`ComponentStore::add_version`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    /// The new version.
+    pub record: VersionRecord,
+    /// Older versions removed to keep the stream within its retention, oldest first.
+    pub removed: Vec<u64>,
+}
+
 /// One of a tenant's secrets as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecretRecord {
@@ -102,6 +132,9 @@ pub enum StoreError {
     /// File system.
     #[error("store I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Past one of the tenant's storage quotas.
+    #[error("{0}")]
+    Quota(String),
     /// Database.
     #[error("store database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -113,8 +146,6 @@ pub enum StoreError {
 
 /// Durable state of hosted streams. Methods block (call them off the async threads).
 pub trait ComponentStore: Send + Sync + 'static {
-    /// Store component bytes durably; their hex SHA-256, the key to read them back.
-    fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError>;
     /// The bytes stored under `sha256`, checked against it.
     fn component(&self, sha256: &str) -> Result<Vec<u8>, StoreError>;
     /// Record a configured tenant (name and quotas; the token hash is not needed).
@@ -134,16 +165,17 @@ pub trait ComponentStore: Send + Sync + 'static {
     fn stream(&self, tenant: &str, name: &str) -> Result<Option<StreamRecord>, StoreError>;
     /// A stream's versions, oldest first.
     fn versions(&self, tenant: &str, name: &str) -> Result<Vec<VersionRecord>, StoreError>;
-    /// Record a new version of a stream whose component is already stored, and make it
-    /// the active one if `activate`.
+    /// Store a component durably as a new version of a stream, the active one if
+    /// `activate`, removing older versions past `retention`; refused (nothing
+    /// changed) past the tenant's bytes.
     fn add_version(
         &self,
         tenant: &str,
         name: &str,
-        sha256: &str,
-        size: u64,
+        bytes: &[u8],
         activate: bool,
-    ) -> Result<VersionRecord, StoreError>;
+        retention: Retention,
+    ) -> Result<Added, StoreError>;
     /// Make `version` the active one (pushed on the stream's activation history).
     fn activate(&self, tenant: &str, name: &str, version: u64) -> Result<(), StoreError>;
     /// The version a rollback would activate: the one active before the last activation.
@@ -354,14 +386,75 @@ impl SqliteStore {
         tx.commit()?;
         Ok(r)
     }
+
+    /// [`Self::write`], then, still holding the database's lock, remove the files of
+    /// the components in `released` (filled by `f`) that no version refers to any
+    /// more: also when `f` fails and its transaction is rolled back.
+    fn write_sweeping<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<String>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut db = self.db();
+        let mut released = Vec::new();
+        let r = (|| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let r = f(&tx, &mut released)?;
+            tx.commit()?;
+            Ok(r)
+        })();
+        released.sort();
+        released.dedup();
+        for sha256 in released {
+            let referenced = has_row(
+                &db,
+                "SELECT 1 FROM versions WHERE sha256 = ?1 LIMIT 1",
+                params![sha256],
+            )?;
+            if !referenced {
+                match std::fs::remove_file(self.path_of(&sha256)) {
+                    Ok(()) => tracing::debug!(%sha256, "store: removed an unreferenced component"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(%sha256, "store: cannot remove a component: {e}"),
+                }
+            }
+        }
+        r
+    }
+
+    /// Write component bytes durably; their hex SHA-256, the key to read them back.
+    fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        use std::io::Write;
+        let sha256 = hex(&Sha256::digest(bytes));
+        let path = self.path_of(&sha256);
+        // Already stored (and intact): content addressing makes this a no-op.
+        if std::fs::read(&path).is_ok_and(|b| hex(&Sha256::digest(&b)) == sha256) {
+            return Ok(sha256);
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{sha256}.{}.{nanos}", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir.join("components"))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+        Ok(sha256)
+    }
 }
 
 /// Whether `sql` finds a row.
-fn has_row(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<bool, StoreError> {
+fn has_row(tx: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool, StoreError> {
     Ok(tx.query_row(sql, params, |_| Ok(())).optional()?.is_some())
 }
 
@@ -443,7 +536,78 @@ fn push_activation(
         "INSERT INTO activations (tenant, stream, version) VALUES (?1, ?2, ?3)",
         params![tenant, name, version as i64],
     )?;
+    // Rollbacks go back through the last ACTIVATION_HISTORY activations at most.
+    tx.execute(
+        "DELETE FROM activations WHERE tenant = ?1 AND stream = ?2 AND id NOT IN
+           (SELECT id FROM activations WHERE tenant = ?1 AND stream = ?2
+            ORDER BY id DESC LIMIT ?3)",
+        params![tenant, name, ACTIVATION_HISTORY],
+    )?;
     set_active(tx, tenant, name, version)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The components a stream's versions refer to.
+fn shas_of(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut q = tx.prepare("SELECT sha256 FROM versions WHERE tenant = ?1 AND stream = ?2")?;
+    let rows = q.query_map(params![tenant, name], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Remove a stream's oldest versions past `retention`, never the active one or
+/// `newest`, with their activations; the removed, oldest first. Their components go
+/// to `released`.
+fn prune(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    newest: u64,
+    retention: Retention,
+    released: &mut Vec<String>,
+) -> Result<Vec<u64>, StoreError> {
+    let active: Option<i64> = tx.query_row(
+        "SELECT active_version FROM streams WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name],
+        |r| r.get(0),
+    )?;
+    let protected = |v: u64| v == newest || active == Some(v as i64);
+    let mut q = tx.prepare(
+        "SELECT version, sha256 FROM versions WHERE tenant = ?1 AND stream = ?2
+         ORDER BY version DESC",
+    )?;
+    let versions: Vec<(u64, String)> = q
+        .query_map(params![tenant, name], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut kept = versions.iter().filter(|(v, _)| protected(*v)).count();
+    let mut removed = Vec::new();
+    for (version, sha256) in versions {
+        if protected(version) {
+            continue;
+        }
+        if kept < retention.versions_per_stream {
+            kept += 1;
+            continue;
+        }
+        for table in ["versions", "activations"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?1 AND stream = ?2 AND version = ?3"),
+                params![tenant, name, version as i64],
+            )?;
+        }
+        released.push(sha256);
+        removed.push(version);
+    }
+    removed.reverse();
+    Ok(removed)
 }
 
 /// The last two activations of a stream, newest first.
@@ -462,36 +626,6 @@ fn last_activations(
 }
 
 impl ComponentStore for SqliteStore {
-    fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        use std::io::Write;
-        let sha256 = hex(&Sha256::digest(bytes));
-        let path = self.path_of(&sha256);
-        // Already stored (and intact): content addressing makes this a no-op.
-        if std::fs::read(&path).is_ok_and(|b| hex(&Sha256::digest(&b)) == sha256) {
-            return Ok(sha256);
-        }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = self
-            .dir
-            .join("tmp")
-            .join(format!("{sha256}.{}.{nanos}", std::process::id()));
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir.join("components"))
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written?;
-        Ok(sha256)
-    }
-
     fn component(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
         if !is_sha256(sha256) {
             return Err(StoreError::NotFound(format!("no component {sha256}")));
@@ -556,7 +690,8 @@ impl ComponentStore for SqliteStore {
     }
 
     fn delete_stream(&self, tenant: &str, name: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
+        self.write_sweeping(|tx, released| {
+            released.extend(shas_of(tx, tenant, name)?);
             // Explicit deletes, so that a database opened without foreign keys is clean too.
             tx.execute(
                 "DELETE FROM activations WHERE tenant = ?1 AND stream = ?2",
@@ -616,15 +751,17 @@ impl ComponentStore for SqliteStore {
         &self,
         tenant: &str,
         name: &str,
-        sha256: &str,
-        size: u64,
+        bytes: &[u8],
         activate: bool,
-    ) -> Result<VersionRecord, StoreError> {
-        if !self.path_of(sha256).is_file() {
-            return Err(StoreError::NotFound(format!("no component {sha256}")));
-        }
-        self.write(|tx| {
+        retention: Retention,
+    ) -> Result<Added, StoreError> {
+        let size = bytes.len() as u64;
+        self.write_sweeping(|tx, released| {
             require_stream(tx, tenant, name)?;
+            // Under the database's lock: no sweep removes the file before its row is in.
+            let sha256 = self.put_component(bytes)?;
+            // Swept if this fails; kept if its row commits.
+            released.push(sha256.clone());
             let last: Option<i64> = tx.query_row(
                 "SELECT MAX(version) FROM versions WHERE tenant = ?1 AND stream = ?2",
                 params![tenant, name],
@@ -632,7 +769,7 @@ impl ComponentStore for SqliteStore {
             )?;
             let record = VersionRecord {
                 version: last.unwrap_or(0) as u64 + 1,
-                sha256: sha256.to_string(),
+                sha256: sha256.clone(),
                 size,
                 created_at: now(),
             };
@@ -651,7 +788,22 @@ impl ComponentStore for SqliteStore {
             if activate {
                 push_activation(tx, tenant, name, record.version)?;
             }
-            Ok(record)
+            let removed = prune(tx, tenant, name, record.version, retention, released)?;
+            let stored: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(size), 0) FROM
+                   (SELECT MAX(size) AS size FROM versions WHERE tenant = ?1 GROUP BY sha256)",
+                params![tenant],
+                |r| r.get(0),
+            )?;
+            if stored as u64 > retention.tenant_bytes {
+                return Err(StoreError::Quota(format!(
+                    "the tenant's components would take {:.1} MiB, over its {:.1} MiB \
+                     (max_stored_mb); delete streams or upload a smaller component",
+                    mib(stored as u64),
+                    mib(retention.tenant_bytes)
+                )));
+            }
+            Ok(Added { record, removed })
         })
     }
 
@@ -872,22 +1024,21 @@ mod tests {
             store.create_stream("a", "gain", &StreamLimits::default()),
             Err(StoreError::Conflict(_))
         ));
-        let one = store.put_component(b"one").unwrap();
-        let two = store.put_component(b"two").unwrap();
-        assert_eq!(store.component(&one).unwrap(), b"one");
-        assert_eq!(
-            store
-                .add_version("a", "gain", &one, 3, true)
-                .unwrap()
-                .version,
-            1
-        );
+        let one = store
+            .add_version("a", "gain", b"one", true, WIDE)
+            .unwrap()
+            .record;
+        assert_eq!(one.version, 1);
+        assert_eq!(store.component(&one.sha256).unwrap(), b"one");
         assert_eq!(store.rollback_target("a", "gain").unwrap(), None);
         assert!(matches!(
             store.rollback("a", "gain"),
             Err(StoreError::Conflict(_))
         ));
-        store.add_version("a", "gain", &two, 3, true).unwrap();
+        let two = store
+            .add_version("a", "gain", b"two", true, WIDE)
+            .unwrap()
+            .record;
         assert_eq!(
             store.stream("a", "gain").unwrap().unwrap().active_version,
             Some(2)
@@ -900,7 +1051,7 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            store.add_version("b", "gain", &one, 3, true),
+            store.add_version("b", "gain", b"one", true, WIDE),
             Err(StoreError::NotFound(_))
         ));
         drop(store);
@@ -915,9 +1066,94 @@ mod tests {
         store.put_component(b"orphan").unwrap();
         std::fs::write(dir.join("tmp").join("half-written"), b"x").unwrap();
         assert_eq!(store.collect_garbage().unwrap(), 2);
+        // A deleted stream's files go with it, at once.
         store.delete_stream("a", "gain").unwrap();
         assert!(store.streams(None).unwrap().is_empty());
-        assert_eq!(store.collect_garbage().unwrap(), 2);
+        for sha in [&one.sha256, &two.sha256] {
+            assert!(!store.path_of(sha).exists(), "{sha} stayed");
+        }
+        assert_eq!(store.collect_garbage().unwrap(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Retention wide enough never to matter.
+    const WIDE: Retention = Retention {
+        versions_per_stream: 1000,
+        tenant_bytes: u64::MAX,
+    };
+
+    #[test]
+    fn retention_removes_old_versions_and_their_files_and_caps_a_tenants_bytes() {
+        let dir = temp_dir("retention");
+        let store = SqliteStore::open(&dir).unwrap();
+        for name in ["gain", "echo"] {
+            store
+                .create_stream("a", name, &StreamLimits::default())
+                .unwrap();
+        }
+        let keep3 = Retention {
+            versions_per_stream: 3,
+            tenant_bytes: 100,
+        };
+        // v1 active, v2..v6 uploaded without activating: the oldest inactive go.
+        let v1 = store
+            .add_version("a", "gain", &[1; 10], true, keep3)
+            .unwrap();
+        assert!(v1.removed.is_empty());
+        let mut removed = Vec::new();
+        let mut records = vec![v1.record.clone()];
+        for v in 2..=6u8 {
+            let added = store
+                .add_version("a", "gain", &[v; 10], false, keep3)
+                .unwrap();
+            removed.extend(added.removed);
+            records.push(added.record);
+        }
+        assert_eq!(removed, [2, 3, 4]);
+        let kept: Vec<u64> = store
+            .versions("a", "gain")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(kept, [1, 5, 6], "the active one and the newest");
+        for r in &records {
+            let removed = [2, 3, 4].contains(&r.version);
+            assert_eq!(
+                !store.path_of(&r.sha256).exists(),
+                removed,
+                "v{}",
+                r.version
+            );
+        }
+        // Removed versions leave the activation history: rollback never reaches one.
+        store.activate("a", "gain", 5).unwrap();
+        store.activate("a", "gain", 6).unwrap();
+        store
+            .add_version("a", "gain", &[7; 10], true, keep3)
+            .unwrap();
+        assert_eq!(store.rollback("a", "gain").unwrap(), 6);
+        assert_eq!(store.rollback("a", "gain").unwrap(), 5);
+
+        // Bytes: 3 distinct components of 10 in "gain" (1 was removed), so 70 more
+        // fit in "echo" and 71 do not. The same bytes again cost nothing.
+        let over = store.add_version("a", "echo", &[9; 71], true, keep3);
+        assert!(matches!(over, Err(StoreError::Quota(_))), "{over:?}");
+        assert!(
+            store.versions("a", "echo").unwrap().is_empty(),
+            "nothing recorded"
+        );
+        let sha = hex(&Sha256::digest([9u8; 71]));
+        assert!(
+            !store.path_of(&sha).exists(),
+            "a refused upload's file stays"
+        );
+        store
+            .add_version("a", "echo", &[9; 70], true, keep3)
+            .unwrap();
+        store
+            .add_version("a", "echo", &[9; 70], true, keep3)
+            .unwrap();
         let _ = std::fs::remove_dir_all(dir);
     }
 

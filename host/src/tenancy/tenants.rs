@@ -11,6 +11,8 @@
 //! memory_mb = 64                     # per instance (one instance per connection)
 //! cpu_ms_per_call = 20               # CPU budget of one handler call
 //! max_component_mb = 16              # largest upload
+//! max_versions = 20                  # versions kept per stream (older inactive ones go)
+//! max_stored_mb = 256                # stored components across the tenant's versions
 //! # what the tenant's own outbound grants may name (PUT /api/streams/{s}/outbound)
 //! outbound_ceiling = ["https://api.openai.com", "https://*.groq.com:443"]
 //! max_secrets = 32                   # secrets the tenant may hold (PUT /api/secrets/{name})
@@ -28,6 +30,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::store::Retention;
 use crate::runtime::outbound::{HostPattern, MAX_GRANT_ENTRIES, MAX_GRANT_VALUE};
 use crate::session::Admission;
 use crate::transport::IceServers;
@@ -56,6 +59,14 @@ pub struct TenantConfig {
     /// Largest component the tenant may upload, in MiB.
     #[serde(default = "defaults::max_component_mb")]
     pub max_component_mb: u64,
+    /// Versions kept per stream (at least 2): an upload past them removes the oldest
+    /// ones other than the active one.
+    #[serde(default = "defaults::max_versions")]
+    pub max_versions: usize,
+    /// MiB of distinct components the tenant's stored versions may take; an upload
+    /// past them is refused (`403 quota_exceeded`).
+    #[serde(default = "defaults::max_stored_mb")]
+    pub max_stored_mb: u64,
     /// STUN and TURN servers the clients of the tenant's streams get, instead of the
     /// host's `[ice]` (`[tenant.ice]`; a shared TURN secret names a host `[secrets]` entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +109,14 @@ pub mod defaults {
     pub fn max_component_mb() -> u64 {
         16
     }
+    /// Versions kept per stream.
+    pub fn max_versions() -> usize {
+        20
+    }
+    /// MiB of stored components per tenant.
+    pub fn max_stored_mb() -> u64 {
+        256
+    }
     /// Secrets per tenant.
     pub fn max_secrets() -> usize {
         32
@@ -123,6 +142,8 @@ impl TenantConfig {
             memory_mb: defaults::memory_mb(),
             cpu_ms_per_call: defaults::cpu_ms_per_call(),
             max_component_mb: defaults::max_component_mb(),
+            max_versions: defaults::max_versions(),
+            max_stored_mb: defaults::max_stored_mb(),
             ice: None,
             outbound_ceiling: Vec::new(),
             max_secrets: defaults::max_secrets(),
@@ -144,6 +165,14 @@ impl TenantConfig {
     /// Largest upload in bytes.
     pub fn max_component_bytes(&self) -> usize {
         mib(self.max_component_mb)
+    }
+
+    /// What the store keeps of the tenant's uploads.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            versions_per_stream: self.max_versions,
+            tenant_bytes: self.max_stored_mb.saturating_mul(1 << 20),
+        }
     }
 
     /// What is wrong with the entry, if anything.
@@ -169,6 +198,18 @@ impl TenantConfig {
             if v == 0 {
                 return Err(format!("tenant `{}`: {key} must be at least 1", self.name));
             }
+        }
+        if self.max_versions < 2 {
+            return Err(format!(
+                "tenant `{}`: max_versions must be at least 2 (the active version and a new one)",
+                self.name
+            ));
+        }
+        if self.max_stored_mb < self.max_component_mb {
+            return Err(format!(
+                "tenant `{}`: max_stored_mb ({}) must be at least max_component_mb ({})",
+                self.name, self.max_stored_mb, self.max_component_mb
+            ));
         }
         if self.max_outbound_in_flight == 0 {
             return Err(format!(

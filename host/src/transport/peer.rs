@@ -261,7 +261,12 @@ impl Peer {
             .ok_or_else(|| OfferError::Sdp("answer has no ICE ufrag".into()))?
             .trim()
             .to_string();
-        let socket = mux.register(&ufrag);
+        let password = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-pwd:"))
+            .ok_or_else(|| OfferError::Sdp("answer has no ICE password".into()))?
+            .trim();
+        let socket = mux.register(&ufrag, password);
         let remote = offer_sdp
             .lines()
             .filter_map(|l| l.trim().strip_prefix("a="))

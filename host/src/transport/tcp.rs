@@ -8,16 +8,17 @@
 //!
 //! ```text
 //!   client ──TCP──► HTTP listener ──first byte 0x00──► IceTcp::spawn
-//!                                                      │ first frame: STUN, names the peer's ufrag
+//!                                                      │ first frame: STUN, names the peer's ufrag,
+//!                                                      │ signed with its ICE password
 //!                                                      ▼
 //!   frames in ──► Datagram { tcp: true } ──► peer channel ──► session task (str0m)
 //!   frames out ◄── writer task ◄── PeerSocket::send_tcp ◄── str0m's TCP transmits
 //! ```
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] at once (more are closed at once), the first
-//! frame within [`FIRST_FRAME_TIMEOUT`] and a STUN request for a live peer (anything
-//! else closes the connection), frames of at most [`MAX_FRAME`] bytes (a longer one
-//! closes it), and [`WRITE_QUEUE`] frames queued towards a slow reader (more are
+//! frame within [`FIRST_FRAME_TIMEOUT`] and a STUN request for a live peer, signed
+//! with its ICE password (anything else closes the connection), frames of at most
+//! [`MAX_FRAME`] bytes (a longer one closes it), and [`WRITE_QUEUE`] frames queued towards a slow reader (more are
 //! dropped, as UDP would). A connection ends with its peer.
 
 use std::net::SocketAddr;
@@ -29,8 +30,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::stun;
-use super::udp::{Datagram, UdpMux};
+use super::udp::{Datagram, UdpMux, Unrouted};
 use crate::session::stats::{self, Counter};
 
 /// ICE-TCP connections open at once.
@@ -110,10 +110,14 @@ async fn serve(mux: &UdpMux, stream: TcpStream, remote: SocketAddr) -> Result<()
         Ok(Err(why)) => return Err(why),
         Err(_) => return Err("no first frame in time"),
     }
-    let ufrag = stun::server_ufrag(&buf).ok_or("the first frame is not a STUN request")?;
-    let peer = mux.peer_of(ufrag).ok_or("no live peer has that ufrag")?;
+    let (ufrag, peer) = mux.peer_of(&buf).map_err(|why| {
+        if why == Unrouted::Unverified {
+            stats::count(Counter::StunUnverified);
+        }
+        why.reason()
+    })?;
     let (writer, mut frames) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    mux.add_tcp(remote, ufrag, writer);
+    mux.add_tcp(remote, &ufrag, writer);
 
     let deliver = |data: &[u8]| {
         let d = Datagram {

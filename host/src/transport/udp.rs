@@ -20,8 +20,10 @@
 //! * **Receiving** blocks in `recv_from` with a short read timeout, so the thread
 //!   notices when it should stop. It never waits for a peer: a full channel drops
 //!   the datagram (UDP semantics) and counts it in [`UdpStats::dropped_full`].
-//! * **Routing** is by source address; an unknown address is learned from the
-//!   ICE ufrag of a STUN request (the server side's ufrag names the peer).
+//! * **Routing** is by source address; an unknown address is learned from a STUN
+//!   Binding request whose USERNAME names the peer (the server side's ufrag) and
+//!   whose MESSAGE-INTEGRITY its ICE password verifies. Anything else from an
+//!   unknown address is dropped and counted ([`UdpStats::dropped_unverified`]).
 //! * **Sending** happens on the caller's thread, never waits, and drops the
 //!   datagram when the socket's send buffer is full, as the network would.
 //! * **Stopping**: the thread ends when the last [`UdpMux`] clone is dropped.
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::stun;
+use crate::session::stats::{self, Counter};
 
 /// Datagrams queued per peer before new ones are dropped (UDP semantics).
 const PEER_QUEUE: usize = 512;
@@ -76,6 +79,10 @@ pub struct UdpStats {
     /// Datagrams dropped because their peer's queue was full: its task is not
     /// keeping up.
     pub dropped_full: u64,
+    /// STUN requests from an unknown address that named a live peer but failed
+    /// its MESSAGE-INTEGRITY: dropped, and no route learned (also counted in
+    /// `dropped_unknown`).
+    pub dropped_unverified: u64,
 }
 
 #[derive(Default)]
@@ -84,12 +91,20 @@ struct Counters {
     routed: AtomicU64,
     dropped_unknown: AtomicU64,
     dropped_full: AtomicU64,
+    dropped_unverified: AtomicU64,
+}
+
+/// A live peer, as its server-side ufrag finds it.
+struct Registered {
+    tx: mpsc::Sender<Datagram>,
+    /// The peer's ICE password: the key of its STUN requests' MESSAGE-INTEGRITY.
+    password: Box<[u8]>,
 }
 
 #[derive(Default)]
 struct Routes {
     by_addr: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
-    by_ufrag: HashMap<String, mpsc::Sender<Datagram>>,
+    by_ufrag: HashMap<String, Registered>,
     /// ICE-TCP connections by remote address: their peer's ufrag and their writer.
     tcp: HashMap<SocketAddr, (String, mpsc::Sender<Vec<u8>>)>,
 }
@@ -169,13 +184,20 @@ impl UdpMux {
             routed: c.routed.load(Ordering::Relaxed),
             dropped_unknown: c.dropped_unknown.load(Ordering::Relaxed),
             dropped_full: c.dropped_full.load(Ordering::Relaxed),
+            dropped_unverified: c.dropped_unverified.load(Ordering::Relaxed),
         }
     }
 
-    /// The channel of the peer whose (server side) ICE ufrag `ufrag` is, if it is live.
-    pub(crate) fn peer_of(&self, ufrag: &str) -> Option<mpsc::Sender<Datagram>> {
+    /// The live peer a STUN request is for, with its ufrag, if the request's
+    /// MESSAGE-INTEGRITY verifies with that peer's password.
+    pub(crate) fn peer_of(
+        &self,
+        stun_request: &[u8],
+    ) -> Result<(String, mpsc::Sender<Datagram>), Unrouted> {
         let routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
-        routes.by_ufrag.get(ufrag).cloned()
+        routes
+            .peer_of(stun_request)
+            .map(|(ufrag, tx)| (ufrag.to_string(), tx.clone()))
     }
 
     /// Send what the peer of `ufrag` transmits to `remote` over TCP through `writer`,
@@ -191,11 +213,16 @@ impl UdpMux {
         routes.tcp.remove(&remote);
     }
 
-    /// Route datagrams for the ICE ufrag `ufrag` (the server side's) to the returned socket.
-    pub fn register(&self, ufrag: &str) -> PeerSocket {
+    /// Route datagrams for the ICE ufrag `ufrag` (the server side's) to the returned
+    /// socket: from each address whose STUN request `password` (the server side's
+    /// ICE password) verifies.
+    pub fn register(&self, ufrag: &str, password: &str) -> PeerSocket {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let mut routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
-        routes.by_ufrag.insert(ufrag.to_string(), tx);
+        let password = password.as_bytes().into();
+        routes
+            .by_ufrag
+            .insert(ufrag.to_string(), Registered { tx, password });
         PeerSocket {
             shared: self.shared.clone(),
             ufrag: ufrag.to_string(),
@@ -264,8 +291,8 @@ impl PeerSocket {
 impl Drop for PeerSocket {
     fn drop(&mut self) {
         let mut routes = self.shared.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = routes.by_ufrag.remove(&self.ufrag) {
-            routes.by_addr.retain(|_, t| !t.same_channel(&tx));
+        if let Some(peer) = routes.by_ufrag.remove(&self.ufrag) {
+            routes.by_addr.retain(|_, t| !t.same_channel(&peer.tx));
         }
         // Its ICE-TCP connections close once their writer is dropped.
         routes.tcp.retain(|_, (ufrag, _)| *ufrag != self.ufrag);
@@ -330,30 +357,67 @@ fn canonical(source: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Hand a datagram to the peer its source address (or STUN ufrag) belongs to.
-///
-/// An unknown address is bound to the peer whose ufrag its STUN request names,
-/// without checking the request's MESSAGE-INTEGRITY: str0m checks it when the
-/// peer handles the request, but the route is learned before that.
-// TODO: learn the address only from a request whose integrity the peer's ICE
-// password verifies (tracked separately).
+/// Why a STUN request found no peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unrouted {
+    /// Not STUN, or without a USERNAME.
+    NotStun,
+    /// No live peer has the ufrag it names.
+    UnknownUfrag,
+    /// A live peer's ufrag, but its MESSAGE-INTEGRITY does not verify with that
+    /// peer's password (or it has none, or is not a Binding request).
+    Unverified,
+}
+
+impl Unrouted {
+    /// Said to the client's log and the host's.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Unrouted::NotStun => "the first frame is not a STUN request",
+            Unrouted::UnknownUfrag => "no live peer has that ufrag",
+            Unrouted::Unverified => "the STUN request's MESSAGE-INTEGRITY does not verify",
+        }
+    }
+}
+
+impl Routes {
+    fn peer_of<'a>(
+        &self,
+        request: &'a [u8],
+    ) -> Result<(&'a str, &mpsc::Sender<Datagram>), Unrouted> {
+        let ufrag = stun::server_ufrag(request).ok_or(Unrouted::NotStun)?;
+        let peer = self.by_ufrag.get(ufrag).ok_or(Unrouted::UnknownUfrag)?;
+        if !stun::verified(request, &peer.password) {
+            return Err(Unrouted::Unverified);
+        }
+        Ok((ufrag, &peer.tx))
+    }
+}
+
+/// Hand a datagram to the peer its source address belongs to, or, from an unknown
+/// address, to the peer whose password signs its STUN request (learning the route).
 fn route(shared: &Shared, source: SocketAddr, data: &[u8]) {
+    let counters = &shared.counters;
     let tx = {
         let mut routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
         match routes.by_addr.get(&source) {
             Some(tx) => Some(tx.clone()),
-            None => {
-                let found = stun::server_ufrag(data)
-                    .and_then(|u| routes.by_ufrag.get(u))
-                    .cloned();
-                if let Some(tx) = &found {
+            None => match routes.peer_of(data) {
+                Ok((_, tx)) => {
+                    let tx = tx.clone();
                     routes.by_addr.insert(source, tx.clone());
+                    Some(tx)
                 }
-                found
-            }
+                Err(why) => {
+                    if why == Unrouted::Unverified {
+                        counters.dropped_unverified.fetch_add(1, Ordering::Relaxed);
+                        stats::count(Counter::StunUnverified);
+                    }
+                    None
+                }
+            },
         }
     };
-    let counters = &shared.counters;
     let Some(tx) = tx else {
         counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
         return;
@@ -390,29 +454,12 @@ mod tests {
         }
     }
 
-    /// A STUN binding request whose USERNAME is `user` (no integrity: routing
-    /// does not check it).
-    fn stun_request(user: &str) -> Vec<u8> {
-        let mut attr = Vec::new();
-        attr.extend_from_slice(&0x0006u16.to_be_bytes());
-        attr.extend_from_slice(&(user.len() as u16).to_be_bytes());
-        attr.extend_from_slice(user.as_bytes());
-        while attr.len() % 4 != 0 {
-            attr.push(0);
-        }
-        let mut msg = Vec::new();
-        msg.extend_from_slice(&0x0001u16.to_be_bytes());
-        msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-        msg.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-        msg.extend_from_slice(&[7; 12]);
-        msg.extend_from_slice(&attr);
-        msg
-    }
+    use crate::transport::stun::tests::binding_request;
 
     #[test]
     fn routes_by_ufrag_then_address_and_counts_drops() {
         let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut peer = mux.register("srv");
+        let mut peer = mux.register("srv", "srv-password");
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = mux.local_addr();
 
@@ -421,11 +468,25 @@ mod tests {
         let s = wait_for(&mux, |s| s.dropped_unknown == 1);
         assert_eq!((s.received, s.routed, s.dropped_unknown), (1, 0, 1));
 
-        // A STUN request naming our ufrag teaches the route; later datagrams follow it.
-        client.send_to(&stun_request("srv:cli"), to).unwrap();
+        // A STUN request naming our ufrag but not signed with its password (or
+        // signed with another) teaches nothing: it and what follows are dropped.
+        client
+            .send_to(&binding_request("srv:cli", None), to)
+            .unwrap();
+        client
+            .send_to(&binding_request("srv:cli", Some(b"guess")), to)
+            .unwrap();
+        client.send_to(b"media", to).unwrap();
+        let s = wait_for(&mux, |s| s.dropped_unknown == 4);
+        assert_eq!((s.received, s.routed, s.dropped_unverified), (4, 0, 2));
+
+        // A signed one teaches the route; later datagrams follow it.
+        client
+            .send_to(&binding_request("srv:cli", Some(b"srv-password")), to)
+            .unwrap();
         client.send_to(b"media", to).unwrap();
         let s = wait_for(&mux, |s| s.routed == 2);
-        assert_eq!((s.received, s.routed, s.dropped_full), (3, 2, 0));
+        assert_eq!((s.received, s.routed, s.dropped_full), (6, 2, 0));
         assert_eq!(
             peer.try_recv().unwrap().source,
             client.local_addr().unwrap()
@@ -443,8 +504,8 @@ mod tests {
 
         // A peer that does not read: its queue fills, the rest is dropped.
         // (In batches, so that the kernel's own buffer does not drop any.)
-        let mut sent = 3;
-        while sent < 3 + PEER_QUEUE as u64 + 10 {
+        let mut sent = 6;
+        while sent < 6 + PEER_QUEUE as u64 + 10 {
             for _ in 0..32 {
                 client.send_to(b"x", to).unwrap();
             }
@@ -453,7 +514,7 @@ mod tests {
         }
         let s = mux.stats();
         assert_eq!(s.received, sent, "{s:?}");
-        assert_eq!(s.routed + s.dropped_full, sent - 1);
+        assert_eq!(s.routed + s.dropped_full, sent - 4);
         assert!(s.dropped_full > 0, "{s:?}");
 
         // Gone peer: its address no longer routes.

@@ -201,6 +201,80 @@ async fn candidate_floods_meet_their_bounds_and_host_memory_stays_flat() {
     witness.assert_kept_its_rate("the candidate flood");
 }
 
+/// A STUN request for a live peer from an unknown address teaches the host a route
+/// only when it is signed with that peer's ICE password: 2000 requests naming a
+/// live ufrag, unsigned or signed with a guess, each followed by a datagram, get no
+/// answer and are counted (`stun_integrity`); one signed request from another
+/// address is answered by the peer. The witness keeps its audio rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stun_requests_not_signed_with_the_peers_password_teach_no_route() {
+    const FORGED: usize = 2000;
+    let host = start(&[]);
+    let base = host.base.clone();
+    let witness = Witness::connect(&base).await;
+    let media: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+
+    let offer =
+        json!({"sdp": peer::abandoned_offer(), "type": "offer", "webrtc_id": "stun-forged"});
+    let (_, answer) = peer::post_offer(&base, &offer).await.unwrap();
+    let (ufrag, password) = ice_credentials(&answer);
+
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for i in 0..FORGED {
+        let forged = stun_request(&ufrag, (i % 2 == 1).then_some("guess"));
+        attacker.send_to(&forged, media).unwrap();
+        attacker.send_to(&[0x80; 200], media).unwrap();
+        if i % 100 == 99 {
+            // Paced, so that the kernel's buffer drops none of them.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let unverified = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("wasmrtc_client_refused_total{reason=\"stun_integrity\"} ")
+            })
+            .unwrap_or_else(|| panic!("no stun_integrity refusals in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let metrics = metrics_until(&base, |m| unverified(m) >= FORGED as u64).await;
+    assert_eq!(
+        unverified(&metrics),
+        FORGED as u64,
+        "forged requests counted"
+    );
+    let mut buf = [0u8; 2048];
+    assert!(
+        attacker.recv_from(&mut buf).is_err(),
+        "the peer answered a request not signed with its password"
+    );
+
+    // The same request signed with the peer's password, from a new address: answered.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(&stun_request(&ufrag, Some(&password)), media)
+        .unwrap();
+    let (n, from) = client
+        .recv_from(&mut buf)
+        .expect("the peer answers a signed connectivity check");
+    assert_eq!(from, media);
+    assert_eq!(
+        &buf[..2],
+        &[0x01, 0x01],
+        "a Binding success response: {:02x?}",
+        &buf[..n.min(20)]
+    );
+    witness.assert_kept_its_rate("the forged STUN requests");
+}
+
 /// Whether the server closed `conn` (EOF or reset) within `within`.
 fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
     conn.set_read_timeout(Some(within)).unwrap();
@@ -371,19 +445,77 @@ async fn pictures_over_the_maximum_size_never_reach_the_decoder() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A STUN binding request naming the server ufrag `ufrag` (no integrity).
-fn stun_request(ufrag: &str) -> Vec<u8> {
-    let username = format!("{ufrag}:client");
-    let padded = username.len().div_ceil(4) * 4;
-    let mut p = vec![0x00, 0x01];
-    p.extend(u16::try_from(4 + padded).unwrap().to_be_bytes());
-    p.extend([0x21, 0x12, 0xA4, 0x42]);
-    p.extend([7u8; 12]);
-    p.extend([0x00, 0x06]);
-    p.extend(u16::try_from(username.len()).unwrap().to_be_bytes());
-    p.extend(username.as_bytes());
-    p.resize(20 + 4 + padded, 0);
+/// CRC-32 (ISO-HDLC), for STUN's FINGERPRINT.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// An ICE connectivity check (a STUN Binding request) from the offer's client ufrag
+/// `abcd` to the server ufrag `ufrag`, as a browser sends it: PRIORITY,
+/// ICE-CONTROLLING, then MESSAGE-INTEGRITY signed with `password` (when given) and
+/// FINGERPRINT. Built here from RFC 5389/8445, independently of the host.
+fn stun_request(ufrag: &str, password: Option<&str>) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    fn attribute(p: &mut Vec<u8>, kind: u16, value: &[u8]) {
+        p.extend(kind.to_be_bytes());
+        p.extend(u16::try_from(value.len()).unwrap().to_be_bytes());
+        p.extend(value);
+        p.resize(p.len().div_ceil(4) * 4, 0);
+    }
+    /// The header's length, counting `more` bytes after what `p` has.
+    fn set_length(p: &mut [u8], more: usize) {
+        let length = u16::try_from(p.len() + more - 20).unwrap().to_be_bytes();
+        p[2..4].copy_from_slice(&length);
+    }
+    let mut p = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
+    p.extend(rand_id());
+    attribute(&mut p, 0x0006, format!("{ufrag}:abcd").as_bytes());
+    attribute(&mut p, 0x0024, &0x6E00_01FFu32.to_be_bytes());
+    attribute(&mut p, 0x802A, &0x0123_4567_89AB_CDEFu64.to_be_bytes());
+    if let Some(password) = password {
+        set_length(&mut p, 24);
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(password.as_bytes()).unwrap();
+        mac.update(&p);
+        let tag = mac.finalize().into_bytes();
+        attribute(&mut p, 0x0008, &tag);
+    }
+    set_length(&mut p, 8);
+    let fingerprint = crc32(&p) ^ 0x5354_554E;
+    attribute(&mut p, 0x8028, &fingerprint.to_be_bytes());
     p
+}
+
+/// A fresh STUN transaction id.
+fn rand_id() -> [u8; 12] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut id = [0u8; 12];
+    id[4..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    id
+}
+
+/// The ICE ufrag and password of an answer.
+fn ice_credentials(answer: &serde_json::Value) -> (String, String) {
+    let sdp = answer["sdp"].as_str().unwrap();
+    let value = |key: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {sdp}"))
+            .trim()
+            .to_string()
+    };
+    (value("a=ice-ufrag:"), value("a=ice-pwd:"))
 }
 
 /// An RFC 4571 frame: 16-bit length, then `data`.
@@ -410,7 +542,10 @@ async fn ice_tcp_connections_without_a_live_peers_stun_request_are_closed() {
     for (what, bytes) in [
         ("not STUN", frame(&[0x42; 100])),
         ("an empty frame", vec![0, 0]),
-        ("an unknown ufrag", frame(&stun_request("nosuchufrag"))),
+        (
+            "an unknown ufrag",
+            frame(&stun_request("nosuchufrag", None)),
+        ),
     ] {
         let mut c = TcpStream::connect(&addr).unwrap();
         c.write_all(&bytes).unwrap();
@@ -426,20 +561,25 @@ async fn ice_tcp_connections_without_a_live_peers_stun_request_are_closed() {
     let offer =
         json!({"sdp": peer::abandoned_offer(), "type": "offer", "webrtc_id": "tcp-oversized"});
     let (_, answer) = peer::post_offer(&base, &offer).await.unwrap();
-    let ufrag = answer["sdp"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (ufrag, password) = ice_credentials(&answer);
     assert!(
         answer["sdp"].as_str().unwrap().contains("tcptype passive"),
         "the answer offers ICE-TCP: {answer}"
     );
+    // A live peer's ufrag without its password (unsigned, or signed with a guess).
+    for (what, signed_with) in [("unsigned", None), ("signed with a guess", Some("guess"))] {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        c.write_all(&frame(&stun_request(&ufrag, signed_with)))
+            .unwrap();
+        assert!(
+            closed_within(&mut c, Duration::from_secs(5)),
+            "a live ufrag's request {what}: the connection stayed open"
+        );
+        bad += 1;
+    }
     let mut c = TcpStream::connect(&addr).unwrap();
-    c.write_all(&frame(&stun_request(&ufrag))).unwrap();
+    c.write_all(&frame(&stun_request(&ufrag, Some(&password))))
+        .unwrap();
     c.write_all(&[0x10, 0x00]).unwrap();
     c.write_all(&[0u8; 64]).unwrap();
     assert!(

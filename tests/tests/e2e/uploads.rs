@@ -1,6 +1,7 @@
 //! The host's bounds on what tenants make it do: compiling their uploads (one at a
-//! time per tenant, within a time limit) and their share of the instance pool (a
-//! full pool or share answers `503 host_full`, which never trips a stream's breaker).
+//! time per tenant, within a time limit), keeping them (versions per stream, bytes
+//! per tenant, removed files gone) and their share of the instance pool (a full pool
+//! or share answers `503 host_full`, which never trips a stream's breaker).
 //!
 //! Each test runs an in-process host with tenants `a` and `b` on 127.0.0.1 and
 //! speaks to it over HTTP and WebRTC, as a tenant's tools and its clients would.
@@ -39,6 +40,11 @@ fn test_cache() -> PathBuf {
 }
 
 async fn host(tag: &str, config: RuntimeConfig) -> Host {
+    host_with(tag, config, |_| {}).await
+}
+
+/// [`host`], with tenant `a`'s quotas set by `tune`.
+async fn host_with(tag: &str, config: RuntimeConfig, tune: impl FnOnce(&mut TenantConfig)) -> Host {
     let dir = wasmrtc_tests::scratch_dir("uploads", tag);
     let store = SqliteStore::open(&dir).expect("open the store");
     let transport =
@@ -46,6 +52,7 @@ async fn host(tag: &str, config: RuntimeConfig) -> Host {
     let runtime = Runtime::new(config).expect("runtime");
     let mut a = TenantConfig::new("a", TOKEN_A);
     a.max_connections = 100;
+    tune(&mut a);
     let mut b = TenantConfig::new("b", TOKEN_B);
     b.max_connections = 100;
     let registry = Registry::open(
@@ -283,4 +290,161 @@ async fn uploads_compile_one_at_a_time_per_tenant_within_a_time_limit() {
         versions["active_version"].is_null(),
         "nothing was stored: {versions}"
     );
+}
+
+/// `component` with a custom section named `tag` of `pad` bytes appended: the same
+/// handler, other bytes (a custom section may end a component binary).
+fn variant(component: &[u8], tag: &str, pad: usize) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut contents = Vec::new();
+    leb128(tag.len(), &mut contents);
+    contents.extend(tag.as_bytes());
+    contents.resize(contents.len() + pad, 0x5a);
+    let mut out = component.to_vec();
+    out.push(0);
+    leb128(contents.len(), &mut out);
+    out.extend(contents);
+    out
+}
+
+/// The component files in the host's store.
+fn stored_files(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir.join("components"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".wasm")
+                .to_string()
+        })
+        .collect()
+}
+
+/// What a tenant keeps is bounded: with `max_versions = 3` its sixth upload to a
+/// stream has removed the three oldest versions (named in `removed_versions`), their
+/// files are gone from the data directory and they cannot be activated; with
+/// `max_stored_mb = 1` an upload that would take its components past 1 MiB is
+/// refused `403 quota_exceeded` and stores nothing, one that fits is taken; a deleted
+/// stream's files go at once. Tenant `b` uploads meanwhile, unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_stored_versions_and_bytes_are_bounded_and_removed_files_go() {
+    const KIB: usize = 1024;
+    let host = host_with(
+        "retention",
+        RuntimeConfig {
+            cache_dir: Some(test_cache()),
+            ..RuntimeConfig::default()
+        },
+        |a| {
+            a.max_versions = 3;
+            a.max_stored_mb = 1;
+            a.max_component_mb = 1;
+        },
+    )
+    .await;
+    let base = &host.base;
+    let echo = read(wasmrtc_tests::guests::ECHO);
+    create(base, TOKEN_A, "kept").await;
+    create(base, TOKEN_A, "big").await;
+    create(base, TOKEN_B, "other").await;
+
+    // Six versions of ~150 KiB, each active at once: the stream keeps three.
+    let mut shas = Vec::new();
+    let mut removed = Vec::new();
+    for v in 1..=6 {
+        let (status, reply) = upload(
+            base,
+            TOKEN_A,
+            "kept",
+            variant(&echo, &format!("v{v}"), 96 * KIB),
+        )
+        .await;
+        assert_eq!(status, 201, "upload v{v}: {reply}");
+        assert_eq!(reply["version"], v);
+        shas.push(reply["sha256"].as_str().unwrap().to_string());
+        removed.extend(
+            reply["removed_versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap()),
+        );
+    }
+    assert_eq!(removed, [1, 2, 3], "the oldest versions go, one per upload");
+    let (_, versions) = admin(base, TOKEN_A, "GET", "/api/streams/kept/versions", None).await;
+    let kept: Vec<u64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, [4, 5, 6]);
+    let files = stored_files(&host.dir);
+    for (i, sha) in shas.iter().enumerate() {
+        assert_eq!(files.contains(sha), i >= 3, "v{}'s file: {files:?}", i + 1);
+    }
+    let (status, reply) = admin(
+        base,
+        TOKEN_A,
+        "POST",
+        "/api/streams/kept/activate",
+        Some(json!({"version": 2})),
+    )
+    .await;
+    assert_eq!(status, 404, "a removed version was activated: {reply}");
+    let (status, reply) = admin(
+        base,
+        TOKEN_A,
+        "POST",
+        "/api/streams/kept/activate",
+        Some(json!({"version": 4})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // Tenant a stores 3 x ~150 KiB. One more of 600 KiB would pass its 1 MiB.
+    let before = stored_files(&host.dir);
+    let (status, reply) = upload(base, TOKEN_A, "big", variant(&echo, "big", 600 * KIB)).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["error"], "quota_exceeded", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("max_stored_mb"),
+        "{reply}"
+    );
+    assert_eq!(
+        stored_files(&host.dir),
+        before,
+        "a refused upload left a file"
+    );
+    let (_, versions) = admin(base, TOKEN_A, "GET", "/api/streams/big/versions", None).await;
+    assert_eq!(versions["versions"], json!([]), "{versions}");
+    // Tenant b is not charged for a's components.
+    let (status, reply) = upload(base, TOKEN_B, "other", variant(&echo, "b", 600 * KIB)).await;
+    assert_eq!(status, 201, "{reply}");
+    // One that fits is taken.
+    let (status, reply) = upload(base, TOKEN_A, "big", variant(&echo, "fits", 400 * KIB)).await;
+    assert_eq!(status, 201, "{reply}");
+
+    // A deleted stream's files go with it.
+    let (status, _) = admin(base, TOKEN_A, "DELETE", "/api/streams/kept", None).await;
+    assert_eq!(status, 204);
+    let files = stored_files(&host.dir);
+    for sha in &shas {
+        assert!(
+            !files.contains(sha),
+            "{sha} stayed after its stream was deleted"
+        );
+    }
+    assert_eq!(files.len(), 2, "b's and big's components stay: {files:?}");
 }
