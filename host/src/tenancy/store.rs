@@ -380,16 +380,13 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let r = f(&tx)?;
-        tx.commit()?;
-        Ok(r)
+        self.write_sweeping(|tx, _| f(tx))
     }
 
-    /// [`Self::write`], then, still holding the database's lock, remove the files of
-    /// the components in `released` (filled by `f`) that no version refers to any
-    /// more: also when `f` fails and its transaction is rolled back.
+    /// Run `f` in an immediate (write-locked) transaction, committed if it succeeds;
+    /// then, still holding the database's lock, remove the files of the components in
+    /// `released` (filled by `f`) that no version refers to any more: also when `f`
+    /// fails and its transaction is rolled back.
     fn write_sweeping<R>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<String>) -> Result<R, StoreError>,
@@ -404,18 +401,21 @@ impl SqliteStore {
         })();
         released.sort();
         released.dedup();
+        // The outcome is the transaction's: a file left here is collected at the next start.
         for sha256 in released {
             let referenced = has_row(
                 &db,
                 "SELECT 1 FROM versions WHERE sha256 = ?1 LIMIT 1",
                 params![sha256],
-            )?;
-            if !referenced {
-                match std::fs::remove_file(self.path_of(&sha256)) {
+            );
+            match referenced {
+                Ok(true) => {}
+                Ok(false) => match std::fs::remove_file(self.path_of(&sha256)) {
                     Ok(()) => tracing::debug!(%sha256, "store: removed an unreferenced component"),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => tracing::warn!(%sha256, "store: cannot remove a component: {e}"),
-                }
+                },
+                Err(e) => tracing::warn!(%sha256, "store: cannot check a component's use: {e}"),
             }
         }
         r

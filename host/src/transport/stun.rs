@@ -51,12 +51,13 @@ pub(crate) fn server_ufrag(packet: &[u8]) -> Option<&str> {
 /// The HMAC covers the message up to the attribute, with the header's length
 /// field counting up to the end of it (RFC 5389 §15.4); FINGERPRINT may follow.
 pub(crate) fn verified(packet: &[u8], password: &[u8]) -> bool {
-    if packet.len() < HEADER || u16::from_be_bytes([packet[0], packet[1]]) != BINDING_REQUEST {
-        return false;
-    }
+    // `attributes` checks the header is there.
     let Some(mut attrs) = attributes(packet) else {
         return false;
     };
+    if u16::from_be_bytes([packet[0], packet[1]]) != BINDING_REQUEST {
+        return false;
+    }
     let Some((_, tag, at)) = attrs.find(|(kind, _, _)| *kind == MESSAGE_INTEGRITY) else {
         return false;
     };

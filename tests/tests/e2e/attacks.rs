@@ -479,7 +479,7 @@ fn stun_request(ufrag: &str, password: Option<&str>) -> Vec<u8> {
         p[2..4].copy_from_slice(&length);
     }
     let mut p = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
-    p.extend(rand_id());
+    p.extend(transaction_id());
     attribute(&mut p, 0x0006, format!("{ufrag}:abcd").as_bytes());
     attribute(&mut p, 0x0024, &0x6E00_01FFu32.to_be_bytes());
     attribute(&mut p, 0x802A, &0x0123_4567_89AB_CDEFu64.to_be_bytes());
@@ -496,8 +496,8 @@ fn stun_request(ufrag: &str, password: Option<&str>) -> Vec<u8> {
     p
 }
 
-/// A fresh STUN transaction id.
-fn rand_id() -> [u8; 12] {
+/// A STUN transaction id not used before in this run.
+fn transaction_id() -> [u8; 12] {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let mut id = [0u8; 12];
